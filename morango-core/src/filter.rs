@@ -1,0 +1,1 @@
+//! Filters: sets of partition prefixes (spec §3.5).

@@ -1,0 +1,1 @@
+//! Filter-specific instance counters (spec §6).

@@ -1,0 +1,1 @@
+//! Record JSON written the way Python's `json.dumps` writes it.

@@ -1,0 +1,1 @@
+//! [`MorangoValue`](crate::MorangoValue) for the field types Django's encoder knows.

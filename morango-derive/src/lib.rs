@@ -1,0 +1,1 @@
+//! `#[derive(Syncable)]` and `#[derive(SyncableRelations)]` for SeaORM entities.
