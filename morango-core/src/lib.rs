@@ -5,21 +5,53 @@
 
 extern crate self as morango;
 
+mod buffer;
+pub mod controller;
+mod dequeue;
+mod deserialize;
+mod dmc;
+mod engine;
+pub mod error;
+pub mod events;
 pub mod filter;
 pub mod fsic;
 pub mod graph;
 pub mod ids;
+pub mod instance;
 pub mod json;
+pub mod migration;
 pub mod model;
+pub mod peer;
 pub mod profile;
+mod queue;
 pub mod registry;
+mod serialize;
+pub mod server;
+pub mod session;
+mod sql;
+pub mod stage;
+mod tracking;
+mod transfer;
 pub mod value;
 
 pub use model::{
     Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, Resolution, SyncDefault, Syncable,
     TemplateValue,
 };
+pub use buffer::{BufferRecord, RmcbRecord};
+pub use controller::{SyncClient, SyncOptions, SyncReport, TransferReport, sync_local};
+pub use dequeue::DequeueReport;
+pub use deserialize::DeserializeReport;
+pub use engine::{DEFAULT_CHUNK_SIZE, Engine};
+pub use error::{Error, Result};
+pub use events::{Progress, SyncEvent};
+pub use filter::Filter;
+pub use instance::Instance;
 pub use profile::Profile;
+pub use registry::{assign_ids, insert_many};
+pub use serialize::SerializeReport;
+pub use stage::{TransferStage, TransferStatus};
+pub use tracking::hard_delete;
 
 #[doc(hidden)]
 pub mod __private {
@@ -29,4 +61,29 @@ pub mod __private {
     pub use async_trait;
     pub use sea_orm;
     pub use serde_json;
+
+    use crate::model::{FieldError, Record};
+
+    /// Reads one field of incoming record JSON for the generated `from_record`: `parse` applied to the value under
+    /// `key`, or `default()` when the key is missing; `None` after recording a [`FieldError`] when the value does
+    /// not fit. (`parse` is `<T as MorangoValue>::from_json`, named at the call site so that a type without
+    /// `MorangoValue` gives one error, shared with `to_record`.)
+    pub fn read_field<T>(
+        record: &Record,
+        key: &'static str,
+        errors: &mut Vec<FieldError>,
+        parse: fn(&serde_json::Value) -> Result<T, String>,
+        default: impl FnOnce() -> T,
+    ) -> Option<T> {
+        match record.get(key) {
+            None => Some(default()),
+            Some(value) => match parse(value) {
+                Ok(value) => Some(value),
+                Err(message) => {
+                    errors.push(FieldError { field: key, message });
+                    None
+                }
+            },
+        }
+    }
 }

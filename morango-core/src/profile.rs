@@ -77,3 +77,28 @@ macro_rules! profile {
         );
     };
 }
+
+/// The checks that need SeaORM's runtime relation definitions (classic entities keep `Related::via` in code a
+/// macro cannot see): a `has_many` relation must lead to a member of the profile, because a many-to-many
+/// junction has to be a syncable model of the same profile.
+pub(crate) fn check_runtime(profile: &Profile) -> crate::error::Result<()> {
+    let tables: Vec<&str> = profile.models().map(|m| m.table()).collect();
+    let mut problems = Vec::new();
+    for model in profile.models() {
+        for table in model.has_many_tables() {
+            if !tables.contains(&table.as_str()) {
+                problems.push(junction_message(model.model_name(), &table, profile.name()));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(crate::error::Error::Schema(problems.join("\n"))) }
+}
+
+/// The message for a relation through a junction that is not a syncable model of the profile.
+fn junction_message(model: &str, junction: &str, profile: &str) -> String {
+    format!(
+        "model `{model}` relates to other records through `{junction}`, which is not a syncable model of profile \
+         `{profile}`: Morango cannot sync many-to-many relations through a local junction table; derive Syncable \
+         on the junction entity and list it in the profile, or remove the relation"
+    )
+}

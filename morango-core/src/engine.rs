@@ -1,0 +1,221 @@
+//! [`Engine`]: one database, one profile, the instance that writes to it.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::events::SyncEvent;
+use crate::filter::Filter;
+use crate::instance::{self, Instance};
+use crate::profile::Profile;
+use crate::serialize::SerializeReport;
+use crate::deserialize::DeserializeReport;
+use crate::sql::{self, text};
+
+/// The default number of records per chunk, as in Python Morango.
+pub const DEFAULT_CHUNK_SIZE: u64 = 500;
+
+/// The sync engine of one database for one profile.
+///
+/// Opening it checks that Morango's tables exist, installs (or refreshes) the change-tracking triggers of the
+/// profile's tables and loads the instance id this database writes under.
+pub struct Engine {
+    db: DatabaseConnection,
+    profile: &'static Profile,
+    instance: Instance,
+    chunk_size: u64,
+    events: broadcast::Sender<SyncEvent>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("profile", &self.profile.name())
+            .field("instance", &self.instance.id)
+            .field("chunk_size", &self.chunk_size)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the engine on a database whose Morango tables exist (see [`crate::migration`]).
+    pub async fn open(db: DatabaseConnection, profile: &'static Profile) -> Result<Engine> {
+        EngineBuilder::new(db, profile).open().await
+    }
+
+    /// An engine with options: chunk size, and an explicit system / node identity.
+    pub fn builder(db: DatabaseConnection, profile: &'static Profile) -> EngineBuilder {
+        EngineBuilder::new(db, profile)
+    }
+
+    /// The database.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The profile this engine syncs.
+    pub fn profile(&self) -> &'static Profile {
+        self.profile
+    }
+
+    /// The instance this database writes under.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// Records per chunk.
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk_size
+    }
+
+    /// Subscribes to the progress events of every sync this engine takes part in.
+    pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: SyncEvent) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    /// Serializes dirty application rows under `filter` (everything when `None`) into the store now.
+    pub async fn serialize(&self, filter: Option<&Filter>) -> Result<SerializeReport> {
+        crate::serialize::serialize(self, filter).await
+    }
+
+    /// Applies store records that are not yet in the application tables (under `filter`, or all).
+    pub async fn deserialize(&self, filter: Option<&Filter>) -> Result<DeserializeReport> {
+        crate::deserialize::deserialize(self, filter).await
+    }
+
+    /// Starts a transaction that holds this database's write lock for the profile: an advisory lock on
+    /// PostgreSQL; on SQLite the first statement writes, so the write lock is taken at once.
+    pub(crate) async fn begin_exclusive(&self) -> Result<DatabaseTransaction> {
+        let txn = self.db.begin().await.map_err(|e| self.db_error("starting a transaction", e))?;
+        match txn.get_database_backend() {
+            DbBackend::Postgres => {
+                sql::query_one(&txn, "taking the profile lock", "SELECT pg_advisory_xact_lock($1)", vec![
+                    self.lock_key().into(),
+                ])
+                .await?;
+            }
+            _ => {
+                sql::exec(&txn, "taking the write lock", "DELETE FROM morango_apply_guard WHERE kind = $1", vec![
+                    text("lock"),
+                ])
+                .await?;
+            }
+        }
+        Ok(txn)
+    }
+
+    fn lock_key(&self) -> i64 {
+        let digest = blake3::hash(format!("morango:{}", self.profile.name()).as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest.as_bytes()[..8]);
+        i64::from_le_bytes(bytes)
+    }
+
+    pub(crate) fn db_error(&self, context: &str, source: DbErr) -> Error {
+        Error::Db { context: context.to_owned(), source }
+    }
+}
+
+/// Options for opening an [`Engine`].
+pub struct EngineBuilder {
+    db: DatabaseConnection,
+    profile: &'static Profile,
+    chunk_size: u64,
+    identity: Identity,
+}
+
+impl EngineBuilder {
+    fn new(db: DatabaseConnection, profile: &'static Profile) -> Self {
+        EngineBuilder { db, profile, chunk_size: DEFAULT_CHUNK_SIZE, identity: Identity::from_environment() }
+    }
+
+    /// Records per chunk (default 500).
+    pub fn chunk_size(mut self, chunk_size: u64) -> Self {
+        self.chunk_size = chunk_size.clamp(1, 10_000);
+        self
+    }
+
+    /// The raw system and node ids the instance id is derived from, instead of `MORANGO_SYSTEM_ID` /
+    /// `MORANGO_NODE_ID`, the machine id and a MAC address (useful in containers, whose MACs change).
+    pub fn identity(mut self, system_id: impl Into<String>, node_id: impl Into<String>) -> Self {
+        self.identity = Identity { system: system_id.into(), node: node_id.into() };
+        self
+    }
+
+    /// Checks the schema, installs change tracking and loads the instance.
+    pub async fn open(self) -> Result<Engine> {
+        let EngineBuilder { db, profile, chunk_size, identity } = self;
+        let tables_exist =
+            sql::query(&db, "checking for Morango's tables", "SELECT COUNT(*) AS n FROM morango_store", vec![]).await.is_ok();
+        if !tables_exist {
+            return Err(Error::Schema(
+                "Morango's tables are missing: run `morango::migration::migrate(&db)` or add \
+                 `morango::migration::Migration` to your migrator"
+                    .into(),
+            ));
+        }
+        crate::profile::check_runtime(profile)?;
+        crate::tracking::install(&db, profile)
+            .await
+            .map_err(|source| Error::Db { context: "installing change tracking".into(), source })?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // A guard row can only be left behind by a crashed writer that did not roll back.
+            sql::exec(&db, "clearing stale guards", "DELETE FROM morango_apply_guard", vec![]).await?;
+        }
+        let instance = Instance::current(&db, &identity.system, &identity.node).await?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Engine { db, profile, instance, chunk_size, events })
+    }
+}
+
+/// The raw inputs of the instance id.
+struct Identity {
+    system: String,
+    node: String,
+}
+
+impl Identity {
+    fn from_environment() -> Self {
+        Identity { system: instance::system_source(), node: instance::node_source() }
+    }
+}
+
+/// The instance counter of one run, incremented only when the run mints a version.
+pub(crate) struct LazyCounter<'a> {
+    instance: &'a str,
+    value: Option<i64>,
+}
+
+impl<'a> LazyCounter<'a> {
+    pub(crate) fn new(instance: &'a str) -> Self {
+        LazyCounter { instance, value: None }
+    }
+
+    /// The run's counter value, incrementing the instance counter the first time.
+    pub(crate) async fn get<C: ConnectionTrait>(&mut self, db: &C) -> Result<i64> {
+        if let Some(value) = self.value {
+            return Ok(value);
+        }
+        let value = instance::next_counter(db, self.instance).await?;
+        self.value = Some(value);
+        Ok(value)
+    }
+
+    /// The counter value if this run minted versions.
+    pub(crate) fn minted(&self) -> Option<i64> {
+        self.value
+    }
+
+    /// The instance's counter now (without incrementing it).
+    pub(crate) async fn current<C: ConnectionTrait>(&self, db: &C) -> Result<i64> {
+        if let Some(value) = self.value {
+            return Ok(value);
+        }
+        instance::current_counter(db, self.instance).await
+    }
+}

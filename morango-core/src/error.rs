@@ -1,0 +1,54 @@
+//! The engine's error type.
+
+use sea_orm::DbErr;
+
+use crate::fsic::FsicError;
+
+/// Everything that can go wrong in the sync engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A database statement failed; `context` says what the engine was doing.
+    #[error("{context}: {source}")]
+    Db {
+        /// What the engine was doing.
+        context: String,
+        /// The database error.
+        #[source]
+        source: DbErr,
+    },
+    /// The database does not hold what Morango needs (tables missing, a model that cannot be synced, ...).
+    #[error("schema: {0}")]
+    Schema(String),
+    /// Data received from a peer was rejected; nothing of it was written.
+    #[error("invalid data from peer: {0}")]
+    Invalid(String),
+    /// An FSIC could not be read or is not allowed for this transfer.
+    #[error(transparent)]
+    Fsic(#[from] FsicError),
+    /// A sync or transfer session is unknown, inactive or used the wrong way.
+    #[error("session: {0}")]
+    Session(String),
+    /// The peer failed; `stage` is the stage that was running.
+    #[error("peer failed during {stage}: {message}")]
+    Peer {
+        /// The transfer stage that failed.
+        stage: &'static str,
+        /// What the peer reported.
+        message: String,
+    },
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds "what was being done" to database errors.
+pub(crate) trait DbContext<T> {
+    /// Wraps a database error with context.
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> DbContext<T> for std::result::Result<T, DbErr> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Db { context: context(), source })
+    }
+}

@@ -1,0 +1,70 @@
+//! The other side of a sync, as the client sees it: [`Peer`] mirrors Morango's HTTP endpoints, so the session
+//! controller drives an in-process peer ([`LocalPeer`]) and a remote one the same way.
+
+use crate::buffer::BufferRecord;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::server::{self, StageRequest, TransferRequest};
+use crate::session::TransferSession;
+
+/// The server side of a sync session, one method per Morango endpoint the client uses.
+#[async_trait::async_trait]
+pub trait Peer: Send + Sync {
+    /// `POST syncsessions/`: opens the server side; returns the server's instance JSON.
+    async fn open_sync_session(&self, id: &str, client_instance_json: &str) -> Result<String>;
+    /// `DELETE syncsessions/<id>/`.
+    async fn close_sync_session(&self, id: &str) -> Result<()>;
+    /// `POST transfersessions/`.
+    async fn create_transfer_session(&self, request: &TransferRequest) -> Result<TransferSession>;
+    /// `PATCH transfersessions/<id>/`.
+    async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession>;
+    /// `GET buffers/?transfer_session_id=<id>&offset=…&limit=…`.
+    async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>>;
+    /// `POST buffers/`.
+    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<()>;
+    /// `DELETE transfersessions/<id>/`.
+    async fn close_transfer_session(&self, id: &str) -> Result<()>;
+}
+
+/// A peer in the same process: another [`Engine`], usually on another database.
+pub struct LocalPeer<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> LocalPeer<'a> {
+    /// The peer served by `engine`.
+    pub fn new(engine: &'a Engine) -> Self {
+        LocalPeer { engine }
+    }
+}
+
+#[async_trait::async_trait]
+impl Peer for LocalPeer<'_> {
+    async fn open_sync_session(&self, id: &str, client_instance_json: &str) -> Result<String> {
+        server::open_sync_session(self.engine, id, client_instance_json, "local").await
+    }
+
+    async fn close_sync_session(&self, id: &str) -> Result<()> {
+        server::close_sync_session(self.engine, id).await
+    }
+
+    async fn create_transfer_session(&self, request: &TransferRequest) -> Result<TransferSession> {
+        server::create_transfer(self.engine, request).await
+    }
+
+    async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession> {
+        server::proceed_to(self.engine, id, request).await
+    }
+
+    async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
+        server::buffers(self.engine, id, offset, limit).await
+    }
+
+    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<()> {
+        server::receive(self.engine, id, records).await.map(|_| ())
+    }
+
+    async fn close_transfer_session(&self, id: &str) -> Result<()> {
+        server::close_transfer(self.engine, id).await
+    }
+}

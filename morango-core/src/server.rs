@@ -1,0 +1,234 @@
+//! The answering side of a sync: what a server does when a client creates a transfer, asks it to proceed to a
+//! stage, pulls or pushes a chunk, or closes (spec §2.6–§2.9, §9.5). [`crate::peer::LocalPeer`] calls these
+//! in process; the HTTP API maps its endpoints onto them.
+
+use crate::buffer::{self, BufferRecord};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::fsic;
+use crate::ids::is_valid_id;
+use crate::session::{self, SyncSession, TransferSession};
+use crate::stage::{TransferStage, TransferStatus};
+use crate::transfer;
+
+/// A client's request to create a transfer session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRequest {
+    /// The id the client chose.
+    pub id: String,
+    /// The sync session.
+    pub sync_session_id: String,
+    /// The partitions to transfer.
+    pub filter: Filter,
+    /// True when the client sends.
+    pub push: bool,
+    /// The client's FSIC, if already known (JSON text; `"{}"` otherwise).
+    pub client_fsic: String,
+    /// Whether FSICs use the v2 format (both sides advertise `FSIC_V2_FORMAT`).
+    pub fsic_v2: bool,
+}
+
+/// A client's request to move a transfer session to a stage, with what that stage needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageRequest {
+    /// The stage to reach.
+    pub stage: Option<TransferStage>,
+    /// The client's FSIC (serializing).
+    pub client_fsic: Option<String>,
+    /// Records the client queued (push, queuing).
+    pub records_total: Option<i64>,
+    /// Records the client received so far (pull, transferring).
+    pub records_transferred: Option<i64>,
+}
+
+/// Opens the server side of a sync session; returns the server's instance JSON.
+pub async fn open_sync_session(engine: &Engine, id: &str, client_instance_json: &str, connection_kind: &str) -> Result<String> {
+    if !is_valid_id(id) {
+        return Err(Error::Invalid("sync session ids are 32 lowercase hex characters".into()));
+    }
+    let server_instance_json = engine.instance().to_json(&Default::default());
+    session::create_sync_session(engine.db(), &SyncSession {
+        id: id.to_owned(),
+        is_server: true,
+        profile: engine.profile().name().to_owned(),
+        connection_kind: connection_kind.to_owned(),
+        client_instance_json: client_instance_json.to_owned(),
+        server_instance_json: server_instance_json.clone(),
+        active: true,
+    })
+    .await?;
+    Ok(server_instance_json)
+}
+
+/// Closes the server side of a sync session.
+pub async fn close_sync_session(engine: &Engine, id: &str) -> Result<()> {
+    session::active_sync_session(engine.db(), id).await?;
+    session::close_sync_session(engine.db(), id).await
+}
+
+/// Creates the server side of a transfer session. An active transfer in the same direction of the same sync
+/// session is returned instead (as Morango does), so a client must use the id of the answer.
+pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Result<TransferSession> {
+    if !is_valid_id(&request.id) {
+        return Err(Error::Invalid("transfer session ids are 32 lowercase hex characters".into()));
+    }
+    session::active_sync_session(engine.db(), &request.sync_session_id).await?;
+    if let Some(existing) = session::active_transfer(engine.db(), &request.sync_session_id, request.push).await? {
+        return Ok(existing);
+    }
+    check_fsic(&request.client_fsic, request.fsic_v2, true)?;
+    let ts = TransferSession {
+        id: request.id.clone(),
+        sync_session_id: request.sync_session_id.clone(),
+        filter: request.filter.clone(),
+        push: request.push,
+        active: true,
+        records_transferred: 0,
+        records_total: None,
+        client_fsic: request.client_fsic.clone(),
+        server_fsic: "{}".into(),
+        fsic_v2: request.fsic_v2,
+        stage: TransferStage::Initializing,
+        status: TransferStatus::Completed,
+    };
+    session::create_transfer_session(engine.db(), &ts).await?;
+    Ok(ts)
+}
+
+/// The server's view of an active transfer session.
+pub async fn transfer_session(engine: &Engine, id: &str) -> Result<TransferSession> {
+    match session::transfer_session(engine.db(), id).await? {
+        Some(ts) if ts.active => Ok(ts),
+        _ => Err(Error::Session(format!("transfer session {id} does not exist or is no longer active"))),
+    }
+}
+
+/// Runs the server's work for every stage after the current one, up to `request.stage`, and records the
+/// request's values. A stage at or before the current one changes nothing.
+pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Result<TransferSession> {
+    let mut ts = transfer_session(engine, id).await?;
+    if ts.status == TransferStatus::Errored {
+        return Err(Error::Session(format!("transfer session {id} failed at {} and cannot proceed", ts.stage)));
+    }
+    let Some(target) = request.stage else {
+        if let Some(total) = request.records_total.filter(|_| ts.push) {
+            ts.records_total = Some(total.max(0));
+        }
+        session::save_transfer(engine.db(), &ts).await?;
+        return Ok(ts);
+    };
+    for stage in TransferStage::ALL {
+        let unfinished = stage == ts.stage && ts.status != TransferStatus::Completed;
+        if stage > target || (stage < ts.stage) || (stage == ts.stage && !unfinished) {
+            continue;
+        }
+        ts.stage = stage;
+        ts.status = TransferStatus::Started;
+        match run_stage(engine, &mut ts, request).await {
+            Ok(status) => ts.status = status,
+            Err(error) => {
+                ts.status = TransferStatus::Errored;
+                session::save_transfer(engine.db(), &ts).await?;
+                return Err(error);
+            }
+        }
+        session::save_transfer(engine.db(), &ts).await?;
+        if ts.status != TransferStatus::Completed {
+            break;
+        }
+    }
+    Ok(ts)
+}
+
+async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageRequest) -> Result<TransferStatus> {
+    match ts.stage {
+        TransferStage::Initializing => {}
+        TransferStage::Serializing => {
+            if let Some(client_fsic) = &request.client_fsic {
+                check_fsic(client_fsic, ts.fsic_v2, false)?;
+                ts.client_fsic = client_fsic.clone();
+            }
+            transfer::serializing(engine, ts, true).await?;
+        }
+        TransferStage::Queuing => {
+            if ts.push {
+                ts.records_total = Some(request.records_total.or(ts.records_total).unwrap_or(0).max(0));
+            }
+            transfer::queuing(engine, ts, true).await?;
+        }
+        TransferStage::Transferring => {
+            if let Some(n) = request.records_transferred.filter(|_| !ts.push) {
+                ts.records_transferred = n.clamp(0, ts.records_total.unwrap_or(0));
+            }
+            if ts.records_transferred < ts.records_total.unwrap_or(0) {
+                return Ok(TransferStatus::Pending);
+            }
+        }
+        TransferStage::Dequeuing => transfer::dequeuing(engine, ts, true).await?,
+        TransferStage::Deserializing => transfer::deserializing(engine, ts, true).await?,
+        TransferStage::Cleanup => transfer::cleanup(engine, ts).await?,
+    }
+    Ok(TransferStatus::Completed)
+}
+
+/// A page of the records queued for a pull.
+pub async fn buffers(engine: &Engine, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
+    let ts = transfer_session(engine, id).await?;
+    if ts.push {
+        return Err(Error::Session(format!("transfer session {id} is a push: records cannot be pulled from it")));
+    }
+    if ts.stage < TransferStage::Queuing || (ts.stage == TransferStage::Queuing && ts.status != TransferStatus::Completed) {
+        return Err(Error::Session(format!("transfer session {id} has not queued its records yet")));
+    }
+    buffer::read_page(engine.db(), id, offset.max(0), limit.clamp(1, MAX_PAGE)).await
+}
+
+/// The largest page served.
+pub const MAX_PAGE: i64 = 5_000;
+
+/// Stores a chunk of pushed records after validating every one of them.
+pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Result<TransferSession> {
+    let mut ts = transfer_session(engine, id).await?;
+    if !ts.push {
+        return Err(Error::Session(format!("transfer session {id} is a pull: records cannot be pushed to it")));
+    }
+    if ts.stage < TransferStage::Queuing || ts.stage > TransferStage::Transferring || ts.status == TransferStatus::Errored {
+        return Err(Error::Session(format!("transfer session {id} is not receiving records ({} {})", ts.stage, ts.status)));
+    }
+    transfer::receive_chunk(engine, &mut ts, records).await?;
+    ts.stage = TransferStage::Transferring;
+    ts.status = if ts.records_transferred >= ts.records_total.unwrap_or(0) {
+        TransferStatus::Completed
+    } else {
+        TransferStatus::Pending
+    };
+    session::save_transfer(engine.db(), &ts).await?;
+    Ok(ts)
+}
+
+/// Closes a transfer session: a finished transfer runs its remaining stages (the legacy flow's push completes
+/// here), an unfinished one is abandoned; either way its buffers are removed.
+pub async fn close_transfer(engine: &Engine, id: &str) -> Result<()> {
+    let mut ts = transfer_session(engine, id).await?;
+    let transferred = ts.records_transferred >= ts.records_total.unwrap_or(i64::MAX);
+    if transferred && ts.status != TransferStatus::Errored {
+        proceed_to(engine, id, &StageRequest { stage: Some(TransferStage::Cleanup), ..Default::default() }).await?;
+        return Ok(());
+    }
+    transfer::cleanup(engine, &mut ts).await?;
+    session::save_transfer(engine.db(), &ts).await
+}
+
+/// Rejects an FSIC that does not parse in the session's format (`"{}"` is allowed at creation).
+fn check_fsic(text: &str, v2: bool, at_creation: bool) -> Result<()> {
+    if at_creation && text.trim() == "{}" {
+        return Ok(());
+    }
+    if v2 {
+        fsic::FsicV2::from_json_text(text)?;
+    } else {
+        fsic::v1_from_json_text(text)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Sync sessions and transfer sessions (spec §5.5): both peers keep a row with the same id.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::sql::{self, get, text};
+use crate::stage::{TransferStage, TransferStatus};
+
+/// A sync session: one connection between two peers, within which transfers run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSession {
+    /// Chosen by the client; the server adopts it.
+    pub id: String,
+    /// True on the side that answers.
+    pub is_server: bool,
+    /// The profile synced.
+    pub profile: String,
+    /// `"local"` for in-process syncs, `"network"` over HTTP.
+    pub connection_kind: String,
+    /// The client's instance JSON.
+    pub client_instance_json: String,
+    /// The server's instance JSON.
+    pub server_instance_json: String,
+    /// False once closed.
+    pub active: bool,
+}
+
+/// A transfer session: one push or one pull of a filter within a sync session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferSession {
+    /// Chosen by the client; the server adopts it.
+    pub id: String,
+    /// The sync session it belongs to.
+    pub sync_session_id: String,
+    /// The partitions transferred.
+    pub filter: Filter,
+    /// True when the client sends (push), false when it receives (pull).
+    pub push: bool,
+    /// False once cleaned up.
+    pub active: bool,
+    /// Records received (receiver) or sent (producer) so far.
+    pub records_transferred: i64,
+    /// Records queued by the producer; unknown until queuing.
+    pub records_total: Option<i64>,
+    /// The client's FSIC (JSON text).
+    pub client_fsic: String,
+    /// The server's FSIC (JSON text).
+    pub server_fsic: String,
+    /// True when the FSICs use the v2 format.
+    pub fsic_v2: bool,
+    /// The current stage.
+    pub stage: TransferStage,
+    /// The current stage's status.
+    pub status: TransferStatus,
+}
+
+impl TransferSession {
+    /// True on the side that sends the records: the client of a push, the server of a pull.
+    pub fn is_producer(&self, is_server: bool) -> bool {
+        self.push != is_server
+    }
+}
+
+fn now() -> Value {
+    Value::ChronoDateTimeUtc(Some(Utc::now()))
+}
+
+/// Stores a new sync session.
+pub(crate) async fn create_sync_session<C: ConnectionTrait>(db: &C, session: &SyncSession) -> Result<()> {
+    sql::exec(
+        db,
+        "creating a sync session",
+        "INSERT INTO morango_syncsession (id, start_timestamp, last_activity_timestamp, active, is_server, profile, \
+         connection_kind, client_instance_json, server_instance_json, client_instance_id, server_instance_id) \
+         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        vec![
+            text(&session.id),
+            now(),
+            session.active.into(),
+            session.is_server.into(),
+            text(&session.profile),
+            text(&session.connection_kind),
+            text(&session.client_instance_json),
+            text(&session.server_instance_json),
+            instance_id_of(&session.client_instance_json),
+            instance_id_of(&session.server_instance_json),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn instance_id_of(json: &str) -> Value {
+    let id = serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .filter(|id| crate::ids::is_valid_id(id));
+    Value::String(id)
+}
+
+/// Loads an active sync session.
+pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) -> Result<SyncSession> {
+    let row = sql::query_one(
+        db,
+        "reading a sync session",
+        "SELECT id, is_server, profile, connection_kind, client_instance_json, server_instance_json, active \
+         FROM morango_syncsession WHERE id = $1 AND active = $2",
+        vec![text(id), true.into()],
+    )
+    .await?
+    .ok_or_else(|| Error::Session(format!("sync session {id} does not exist or is no longer active")))?;
+    Ok(SyncSession {
+        id: get(&row, "id")?,
+        is_server: get(&row, "is_server")?,
+        profile: get(&row, "profile")?,
+        connection_kind: get(&row, "connection_kind")?,
+        client_instance_json: get(&row, "client_instance_json")?,
+        server_instance_json: get(&row, "server_instance_json")?,
+        active: get(&row, "active")?,
+    })
+}
+
+/// Closes a sync session and its transfers.
+pub(crate) async fn close_sync_session<C: ConnectionTrait>(db: &C, id: &str) -> Result<()> {
+    sql::exec(db, "closing a sync session", "UPDATE morango_syncsession SET active = $1, last_activity_timestamp = $2 WHERE id = $3", vec![
+        false.into(),
+        now(),
+        text(id),
+    ])
+    .await?;
+    sql::exec(db, "closing transfer sessions", "UPDATE morango_transfersession SET active = $1 WHERE sync_session_id = $2", vec![
+        false.into(),
+        text(id),
+    ])
+    .await?;
+    Ok(())
+}
+
+const TRANSFER_COLUMNS: &str = "id, sync_session_id, filter, push, active, records_transferred, records_total, \
+    client_fsic, server_fsic, fsic_v2, transfer_stage, transfer_stage_status";
+
+/// Stores a new transfer session.
+pub(crate) async fn create_transfer_session<C: ConnectionTrait>(db: &C, ts: &TransferSession) -> Result<()> {
+    sql::exec(
+        db,
+        "creating a transfer session",
+        "INSERT INTO morango_transfersession (id, sync_session_id, filter, push, active, records_transferred, \
+         records_total, client_fsic, server_fsic, fsic_v2, transfer_stage, transfer_stage_status, start_timestamp, \
+         last_activity_timestamp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        vec![
+            text(&ts.id),
+            text(&ts.sync_session_id),
+            text(ts.filter.to_wire()),
+            ts.push.into(),
+            ts.active.into(),
+            ts.records_transferred.into(),
+            Value::BigInt(ts.records_total),
+            text(&ts.client_fsic),
+            text(&ts.server_fsic),
+            ts.fsic_v2.into(),
+            text(ts.stage.as_str()),
+            text(ts.status.as_str()),
+            now(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn transfer_from_row(row: &QueryResult) -> Result<TransferSession> {
+    let stage: String = get(row, "transfer_stage")?;
+    let status: String = get(row, "transfer_stage_status")?;
+    let filter: String = get(row, "filter")?;
+    Ok(TransferSession {
+        id: get(row, "id")?,
+        sync_session_id: get(row, "sync_session_id")?,
+        filter: Filter::parse(&filter),
+        push: get(row, "push")?,
+        active: get(row, "active")?,
+        records_transferred: get(row, "records_transferred")?,
+        records_total: get(row, "records_total")?,
+        client_fsic: get(row, "client_fsic")?,
+        server_fsic: get(row, "server_fsic")?,
+        fsic_v2: get(row, "fsic_v2")?,
+        stage: stage.parse().map_err(Error::Session)?,
+        status: status.parse().map_err(Error::Session)?,
+    })
+}
+
+/// Loads a transfer session (active or not).
+pub(crate) async fn transfer_session<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<TransferSession>> {
+    let row = sql::query_one(
+        db,
+        "reading a transfer session",
+        &format!("SELECT {TRANSFER_COLUMNS} FROM morango_transfersession WHERE id = $1"),
+        vec![text(id)],
+    )
+    .await?;
+    row.as_ref().map(transfer_from_row).transpose()
+}
+
+/// The active transfer session of a sync session in one direction, if any.
+pub(crate) async fn active_transfer<C: ConnectionTrait>(db: &C, sync_session_id: &str, push: bool) -> Result<Option<TransferSession>> {
+    let row = sql::query_one(
+        db,
+        "looking for an active transfer session",
+        &format!("SELECT {TRANSFER_COLUMNS} FROM morango_transfersession WHERE sync_session_id = $1 AND push = $2 AND active = $3"),
+        vec![text(sync_session_id), push.into(), true.into()],
+    )
+    .await?;
+    row.as_ref().map(transfer_from_row).transpose()
+}
+
+/// Writes back the mutable fields of a transfer session. The stage never moves backwards.
+pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSession) -> Result<()> {
+    if let Some(stored) = transfer_session(db, &ts.id).await? {
+        if stored.stage > ts.stage {
+            return Err(Error::Session(format!(
+                "transfer session {} cannot move back from {} to {}",
+                ts.id, stored.stage, ts.stage
+            )));
+        }
+    }
+    sql::exec(
+        db,
+        "updating a transfer session",
+        "UPDATE morango_transfersession SET active = $1, records_transferred = $2, records_total = $3, \
+         client_fsic = $4, server_fsic = $5, transfer_stage = $6, transfer_stage_status = $7, \
+         last_activity_timestamp = $8 WHERE id = $9",
+        vec![
+            ts.active.into(),
+            ts.records_transferred.into(),
+            Value::BigInt(ts.records_total),
+            text(&ts.client_fsic),
+            text(&ts.server_fsic),
+            text(ts.stage.as_str()),
+            text(ts.status.as_str()),
+            now(),
+            text(&ts.id),
+        ],
+    )
+    .await?;
+    sql::exec(db, "touching the sync session", "UPDATE morango_syncsession SET last_activity_timestamp = $1 WHERE id = $2", vec![
+        now(),
+        text(&ts.sync_session_id),
+    ])
+    .await?;
+    Ok(())
+}

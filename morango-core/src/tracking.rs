@@ -1,0 +1,189 @@
+//! Change tracking that loses nothing: database triggers on every syncable table.
+//!
+//! SeaORM runs `ActiveModelBehavior` hooks only for single-model `insert`/`update`/`save`/`delete`; bulk
+//! statements, raw SQL and the database's own `ON DELETE CASCADE` bypass them. Triggers see all of those:
+//! - an insert or update sets `_morango_dirty_bit` (unless Morango itself is writing, see [`Guard`]);
+//! - a delete queues the id in `morango_deletedmodels`, and also in `morango_harddeletedmodels` inside
+//!   [`hard_delete`].
+//!
+//! Morango's own writes to application tables (deserialization, clearing dirty bits) run inside a [`Guard`]:
+//! on SQLite a row in `morango_apply_guard` that exists only inside the writing transaction, on PostgreSQL a
+//! transaction-local setting. Other connections never see either.
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryFilter, TransactionSession, TransactionTrait};
+
+use crate::model::{columns, Syncable};
+use crate::profile::Profile;
+
+/// What Morango is doing inside a guarded transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// Writing application rows that must not be marked dirty.
+    Apply,
+    /// Deleting rows whose deletion must also erase their payload on every peer.
+    HardDelete,
+}
+
+impl Guard {
+    fn key(self) -> &'static str {
+        match self {
+            Guard::Apply => "apply",
+            Guard::HardDelete => "hard_delete",
+        }
+    }
+
+    /// Turns the guard on for the rest of the transaction `txn` (or until [`Guard::leave`]).
+    pub(crate) async fn enter<C: ConnectionTrait>(self, txn: &C) -> Result<(), DbErr> {
+        self.set(txn, true).await
+    }
+
+    /// Turns the guard off again.
+    pub(crate) async fn leave<C: ConnectionTrait>(self, txn: &C) -> Result<(), DbErr> {
+        self.set(txn, false).await
+    }
+
+    async fn set<C: ConnectionTrait>(self, txn: &C, on: bool) -> Result<(), DbErr> {
+        let backend = txn.get_database_backend();
+        let stmt = match (backend, on) {
+            (DbBackend::Postgres, _) => crate::sql::statement(
+                backend,
+                "SELECT set_config($1, $2, true)",
+                vec![format!("morango.{}", self.key()).into(), (if on { "on" } else { "off" }).into()],
+            ),
+            (_, true) => crate::sql::statement(
+                backend,
+                "INSERT INTO morango_apply_guard (kind) VALUES ($1) ON CONFLICT DO NOTHING",
+                vec![self.key().into()],
+            ),
+            (_, false) => crate::sql::statement(
+                backend,
+                "DELETE FROM morango_apply_guard WHERE kind = $1",
+                vec![self.key().into()],
+            ),
+        };
+        if backend == DbBackend::Postgres {
+            txn.query_one_raw(stmt).await.map(|_| ())
+        } else {
+            txn.execute_raw(stmt).await.map(|_| ())
+        }
+    }
+}
+
+/// Deletes a record and erases its payload here and on every peer the deletion reaches (Morango's
+/// `delete(hard_delete=True)`). Rows removed by the database's cascades are hard-deleted too.
+pub async fn hard_delete<E, C>(db: &C, id: &str) -> Result<u64, DbErr>
+where
+    E: Syncable,
+    C: TransactionTrait,
+{
+    let txn = db.begin().await?;
+    Guard::HardDelete.enter(&txn).await?;
+    let deleted = E::delete_many().filter(Expr::col(Alias::new(columns::ID)).eq(id)).exec(&txn).await?;
+    Guard::HardDelete.leave(&txn).await?;
+    txn.commit().await?;
+    Ok(deleted.rows_affected)
+}
+
+/// Installs (or refreshes) the triggers of every table of `profile`. Idempotent.
+pub async fn install<C: ConnectionTrait>(db: &C, profile: &Profile) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    check_name(profile.name(), "profile")?;
+    if backend == DbBackend::Postgres {
+        db.execute_unprepared(POSTGRES_DELETE_FUNCTION).await?;
+    }
+    for model in profile.models() {
+        let table = model.table();
+        check_name(table, "table")?;
+        let dirty = model.column(columns::DIRTY_BIT);
+        check_name(&dirty, "column")?;
+        let statements = match backend {
+            DbBackend::Postgres => postgres_triggers(table, &dirty, profile.name()),
+            _ => sqlite_triggers(table, &dirty, profile.name()),
+        };
+        for statement in statements {
+            db.execute_unprepared(&statement).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the triggers of every table of `profile`.
+pub async fn uninstall<C: ConnectionTrait>(db: &C, profile: &Profile) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    for model in profile.models() {
+        let table = model.table();
+        check_name(table, "table")?;
+        for name in ["dirty_ins", "dirty_upd", "delete", "dirty"] {
+            let statement = match backend {
+                DbBackend::Postgres => format!("DROP TRIGGER IF EXISTS \"morango_{name}_{table}\" ON \"{table}\""),
+                _ => format!("DROP TRIGGER IF EXISTS \"morango_{name}_{table}\""),
+            };
+            db.execute_unprepared(&statement).await?;
+        }
+        if backend == DbBackend::Postgres {
+            db.execute_unprepared(&format!("DROP FUNCTION IF EXISTS \"morango_dirty_{table}\"()")).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Trigger DDL cannot take bound parameters, so names embedded in it are restricted to a safe alphabet.
+fn check_name(name: &str, what: &str) -> Result<(), DbErr> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DbErr::Custom(format!(
+            "Morango change tracking: {what} name `{name}` must use only ASCII letters, digits, `_` and `-`"
+        )))
+    }
+}
+
+fn sqlite_triggers(table: &str, dirty: &str, profile: &str) -> Vec<String> {
+    let mark_dirty = |event: &str, name: &str| {
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS \"morango_{name}_{table}\" AFTER {event} ON \"{table}\" \
+             WHEN NEW.\"{dirty}\" = 0 AND NOT EXISTS (SELECT 1 FROM morango_apply_guard WHERE kind = 'apply') \
+             BEGIN UPDATE \"{table}\" SET \"{dirty}\" = 1 WHERE \"id\" = NEW.\"id\"; END"
+        )
+    };
+    vec![
+        mark_dirty("INSERT", "dirty_ins"),
+        mark_dirty("UPDATE", "dirty_upd"),
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS \"morango_delete_{table}\" AFTER DELETE ON \"{table}\" BEGIN \
+             INSERT OR IGNORE INTO morango_deletedmodels (id, profile) VALUES (OLD.\"id\", '{profile}'); \
+             INSERT OR IGNORE INTO morango_harddeletedmodels (id, profile) SELECT OLD.\"id\", '{profile}' \
+             WHERE EXISTS (SELECT 1 FROM morango_apply_guard WHERE kind = 'hard_delete'); END"
+        ),
+    ]
+}
+
+const POSTGRES_DELETE_FUNCTION: &str = "CREATE OR REPLACE FUNCTION morango_track_delete() RETURNS trigger \
+    LANGUAGE plpgsql AS $fn$ BEGIN \
+    INSERT INTO morango_deletedmodels (id, profile) VALUES (OLD.id, TG_ARGV[0]) ON CONFLICT DO NOTHING; \
+    IF current_setting('morango.hard_delete', true) = 'on' THEN \
+      INSERT INTO morango_harddeletedmodels (id, profile) VALUES (OLD.id, TG_ARGV[0]) ON CONFLICT DO NOTHING; \
+    END IF; \
+    RETURN OLD; END $fn$";
+
+fn postgres_triggers(table: &str, dirty: &str, profile: &str) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE OR REPLACE FUNCTION \"morango_dirty_{table}\"() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN \
+             IF coalesce(current_setting('morango.apply', true), '') <> 'on' THEN NEW.\"{dirty}\" := true; END IF; \
+             RETURN NEW; END $fn$"
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER \"morango_dirty_{table}\" BEFORE INSERT OR UPDATE ON \"{table}\" \
+             FOR EACH ROW EXECUTE FUNCTION \"morango_dirty_{table}\"()"
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER \"morango_delete_{table}\" AFTER DELETE ON \"{table}\" \
+             FOR EACH ROW EXECUTE FUNCTION morango_track_delete('{profile}')"
+        ),
+    ]
+}

@@ -1,0 +1,10 @@
+//! Morango's documented scenarios, each on SQLite and on PostgreSQL, syncing real databases in process.
+
+mod schema;
+mod support;
+
+mod convergence;
+mod fixtures;
+mod scenarios;
+mod tracking;
+mod vectors;
