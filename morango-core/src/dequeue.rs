@@ -20,7 +20,7 @@ use crate::engine::{Engine, LazyCounter};
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::fsic::{self, FsicV2};
-use crate::model::{Conflict, Record, Resolution};
+use crate::model::{Conflict, Record};
 use crate::sql::{self, get, placeholders, text};
 
 /// What one dequeue did.
@@ -214,12 +214,10 @@ async fn hook_resolutions(txn: &DatabaseTransaction, engine: &Engine, transfer: 
             continue;
         };
         let Some(model) = hooked.iter().find(|m| m.model_name() == model_name) else { continue };
-        let serialized = match model.resolve_conflict(&Conflict { id: &id, local: &local, incoming: &incoming }) {
-            Resolution::KeepLocal => continue,
-            Resolution::TakeIncoming => crate::json::dumps(&Json::Object(incoming)),
-            Resolution::Merged(record) => crate::json::dumps(&Json::Object(record)),
-        };
-        resolved.insert(id, serialized);
+        let resolution = model.resolve_conflict(&Conflict { id: &id, local: &local, incoming: &incoming });
+        if let Some(serialized) = resolution.replacement(&incoming) {
+            resolved.insert(id, serialized);
+        }
     }
     Ok(resolved)
 }

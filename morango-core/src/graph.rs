@@ -8,9 +8,15 @@
 //! static while checking the constant, so two models referring to each other would be an `E0391` cycle error
 //! instead of our message. Raw pointers are not followed by that check.
 //!
-//! Nodes are compared by content (model name, profile and table), because comparing pointers is not possible in
-//! constant evaluation. A node whose model name is empty is the placeholder the derive emits when it reported an
-//! error of its own; the checks skip it so that one mistake gives one error.
+//! Nodes are compared by content (model name, profile and table, with a hash of them to make most comparisons one
+//! step), because comparing pointers is not possible in constant evaluation. A node whose model name is empty is
+//! the placeholder the derive emits when it reported an error of its own; the checks skip it so that one mistake
+//! gives one error.
+//!
+//! Cost: a model outside any loop costs one walk over the models it reaches (only those whose name sorts after
+//! its own), four times (one `const` per reportable problem). rustc stops a single constant evaluation after a few
+//! million steps, so the walks use hash tables; a profile of tens of models adds well under a second to a build,
+//! 250 models that all reach each other about half a minute.
 
 use crate::model::Syncable;
 
@@ -25,6 +31,40 @@ pub struct Node {
     pub table: &'static str,
     /// Foreign keys, junctions and declared dependencies.
     pub edges: &'static [Edge],
+    /// A hash of the three names, so that telling two nodes apart costs one comparison in constant evaluation.
+    key: u64,
+    /// A hash of the model name alone.
+    name_key: u64,
+}
+
+impl Node {
+    /// A node; the derive stores it in a hidden `static`.
+    pub const fn new(
+        model_name: &'static str,
+        profile: &'static str,
+        table: &'static str,
+        edges: &'static [Edge],
+    ) -> Self {
+        let name_key = fnv(FNV_OFFSET, model_name.as_bytes());
+        let mut key = fnv(name_key, &[0xff]);
+        key = fnv(key, profile.as_bytes());
+        key = fnv(key, &[0xff]);
+        key = fnv(key, table.as_bytes());
+        Node { model_name, profile, table, edges, key, name_key }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash`.
+const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
 }
 
 /// A reference to a [`Node`] that lives in a `static`.
@@ -82,7 +122,7 @@ pub struct Edge {
 #[diagnostic::on_unimplemented(
     message = "Morango cannot see the relations of this entity",
     label = "`{Self}` does not implement `SyncRelations`",
-    note = "add `#[derive(SyncableRelations)]` to `enum Relation` (classic entity format), or use `#[sea_orm::model]`"
+    note = "add `#[derive(SyncableRelations)]` to the entity's `enum Relation` (classic and `#[sea_orm::compact_model]` formats; `#[sea_orm::model]` entities need nothing more)"
 )]
 pub trait SyncRelations {
     /// The relation edges.
@@ -238,7 +278,7 @@ const fn str_cmp(a: &str, b: &str) -> i8 {
 
 /// Two nodes describe the same model.
 const fn same(a: &Node, b: &Node) -> bool {
-    str_eq(a.model_name, b.model_name) && str_eq(a.profile, b.profile) && str_eq(a.table, b.table)
+    a.key == b.key && str_eq(a.model_name, b.model_name) && str_eq(a.profile, b.profile) && str_eq(a.table, b.table)
 }
 
 /// `a` sorts strictly before `b` (by model name, then profile, then table).
@@ -278,45 +318,122 @@ const fn describe_kind(msg: &mut Message, edge: &Edge) {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// Loops.
+// Finding a node among many: an open-addressing table over node keys, so the checks stay linear in the size of the
+// graph (rustc stops constant evaluations that take too many steps).
 
-/// The most models one loop search looks at (models reachable from the model being checked).
-const MAX_NODES: usize = 256;
+/// Table slots; more than twice the models one table holds, so probing always finds a free slot.
+const SLOTS: usize = 1024;
 
-/// The models reachable from one model through ordering edges; index 0 is the start.
-struct Reach {
-    nodes: [NodeRef; MAX_NODES],
+/// The most models an [`Index`] holds.
+const INDEX_CAP: usize = SLOTS / 2 - 1;
+
+/// A list of nodes with a lookup by node.
+struct Index {
+    nodes: [NodeRef; INDEX_CAP],
     len: usize,
+    /// Position + 1 of the node whose key hashes here (0: free).
+    slots: [u16; SLOTS],
 }
 
-impl Reach {
-    const fn index_of(&self, node: &Node) -> usize {
-        let mut i = 0;
-        while i < self.len {
+impl Index {
+    const fn new() -> Self {
+        Index { nodes: [NodeRef::UNUSED; INDEX_CAP], len: 0, slots: [0; SLOTS] }
+    }
+
+    /// The position of `node`, or `None`.
+    const fn find(&self, node: &Node) -> Option<usize> {
+        let mut slot = (node.key % SLOTS as u64) as usize;
+        loop {
+            let entry = self.slots[slot];
+            if entry == 0 {
+                return None;
+            }
+            let i = entry as usize - 1;
             if same(self.nodes[i].get(), node) {
-                return i;
+                return Some(i);
+            }
+            slot = (slot + 1) % SLOTS;
+        }
+    }
+
+    /// Appends `node` (the caller checked it is absent and that there is room) and returns its position.
+    const fn push(&mut self, node: NodeRef) -> usize {
+        let i = self.len;
+        self.nodes[i] = node;
+        self.len += 1;
+        let mut slot = (node.get().key % SLOTS as u64) as usize;
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) % SLOTS;
+        }
+        self.slots[slot] = self.len as u16;
+        i
+    }
+
+    const fn is_full(&self) -> bool {
+        self.len == INDEX_CAP
+    }
+
+    /// The members of a profile (duplicates are kept once; `None` when there are too many for the table).
+    const fn of(members: &[NodeRef]) -> Option<Index> {
+        let mut index = Index::new();
+        let mut i = 0;
+        while i < members.len() {
+            if index.find(members[i].get()).is_none() {
+                if index.is_full() {
+                    return None;
+                }
+                index.push(members[i]);
             }
             i += 1;
         }
-        MAX_NODES
+        Some(index)
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Loops.
+
+/// The models reachable from a start model through ordering edges without passing a model that sorts before the
+/// start: a loop whose smallest member is the start lies among them. Index 0 is the start.
+struct Reach {
+    index: Index,
+    /// Some reached model has an ordering edge back to the start: there is a loop to report.
+    closes: bool,
+}
+
+/// "Not found" for [`Reach::index_of`].
+const MAX_NODES: usize = INDEX_CAP;
+
+impl Reach {
+    const fn index_of(&self, node: &Node) -> usize {
+        match self.index.find(node) {
+            Some(i) => i,
+            None => MAX_NODES,
+        }
     }
 
+    const fn node(&self, i: usize) -> &'static Node {
+        self.index.nodes[i].get()
+    }
+
+    /// One breadth-first walk; this is all the work a model outside any loop costs.
     const fn collect(start: NodeRef) -> Reach {
-        let mut reach = Reach { nodes: [NodeRef::UNUSED; MAX_NODES], len: 1 };
-        reach.nodes[0] = start;
+        let first = start.get();
+        let mut reach = Reach { index: Index::new(), closes: false };
+        reach.index.push(start);
         let mut next = 0;
-        while next < reach.len {
-            let node = reach.nodes[next].get();
+        while next < reach.index.len {
+            let node = reach.node(next);
             let mut e = 0;
             while e < node.edges.len() {
                 let edge = &node.edges[e];
-                if orders(node, edge)
-                    && !is_placeholder(edge.target.get())
-                    && reach.index_of(edge.target.get()) == MAX_NODES
-                    && reach.len < MAX_NODES
-                {
-                    reach.nodes[reach.len] = edge.target;
-                    reach.len += 1;
+                let target = edge.target.get();
+                if !orders(node, edge) || is_placeholder(target) {
+                    // not an ordering edge
+                } else if same(target, first) {
+                    reach.closes = true;
+                } else if before(first, target) && !reach.index.is_full() && reach.index.find(target).is_none() {
+                    reach.index.push(edge.target);
                 }
                 e += 1;
             }
@@ -332,9 +449,9 @@ impl Reach {
         while changed {
             changed = false;
             let mut i = 0;
-            while i < self.len {
+            while i < self.index.len {
                 if !back[i] {
-                    let node = self.nodes[i].get();
+                    let node = self.node(i);
                     let mut e = 0;
                     while e < node.edges.len() {
                         let edge = &node.edges[e];
@@ -373,10 +490,10 @@ const fn duplicate_edge(node: &Node, e: usize) -> bool {
 /// of such loops when there are at most `k`.
 const fn find_loop(start: NodeRef, k: usize) -> Result<Message, usize> {
     let reach = Reach::collect(start);
-    let back = reach.leads_back();
-    if !back[0] {
+    if !reach.closes {
         return Err(0);
     }
+    let back = reach.leads_back();
     let first = start.get();
     let mut path = [0usize; MAX_NODES];
     let mut next_edge = [0usize; MAX_NODES];
@@ -384,7 +501,7 @@ const fn find_loop(start: NodeRef, k: usize) -> Result<Message, usize> {
     let mut found = 0;
     while depth > 0 {
         let v = path[depth - 1];
-        let node = reach.nodes[v].get();
+        let node = reach.node(v);
         let e = next_edge[depth - 1];
         if e >= node.edges.len() {
             depth -= 1;
@@ -403,7 +520,7 @@ const fn find_loop(start: NodeRef, k: usize) -> Result<Message, usize> {
             found += 1;
             continue;
         }
-        if w == MAX_NODES || !back[w] || !before(first, reach.nodes[w].get()) {
+        if w == MAX_NODES || !back[w] || !before(first, reach.node(w)) {
             continue;
         }
         let mut on_path = false;
@@ -434,15 +551,15 @@ const fn loop_message(
     msg.push("dependency loop among syncable models: ");
     let mut d = 0;
     while d < depth {
-        msg.push(reach.nodes[path[d]].get().model_name);
+        msg.push(reach.node(path[d]).model_name);
         msg.push(" -> ");
         d += 1;
     }
-    msg.push(reach.nodes[path[0]].get().model_name);
+    msg.push(reach.node(path[0]).model_name);
     msg.push(" (through ");
     let mut d = 0;
     while d < depth {
-        let node = reach.nodes[path[d]].get();
+        let node = reach.node(path[d]);
         if d > 0 {
             msg.push(", ");
         }
@@ -579,7 +696,7 @@ pub const fn profile_problem(profile: &str, members: &[NodeRef]) -> Option<Messa
         let mut j = i + 1;
         while j < members.len() {
             let b = members[j].get();
-            if !is_placeholder(a) && str_eq(a.model_name, b.model_name) {
+            if !is_placeholder(a) && a.name_key == b.name_key && str_eq(a.model_name, b.model_name) {
                 let mut msg = Message::new();
                 msg.push("profile ");
                 msg.quoted(profile);
@@ -606,6 +723,7 @@ pub const fn profile_problem(profile: &str, members: &[NodeRef]) -> Option<Messa
         i += 1;
     }
 
+    let index = Index::of(members);
     let mut i = 0;
     while i < members.len() {
         let m = members[i].get();
@@ -614,7 +732,11 @@ pub const fn profile_problem(profile: &str, members: &[NodeRef]) -> Option<Messa
             let edge = &m.edges[e];
             let t = edge.target.get();
             let reported_by_node = matches!(edge.kind, EdgeKind::Via) && !str_eq(t.profile, m.profile);
-            if !is_self_edge(m, edge) && !is_placeholder(t) && !reported_by_node && !is_member(members, t) {
+            let member = match &index {
+                Some(index) => index.find(t).is_some(),
+                None => is_member(members, t),
+            };
+            if !is_self_edge(m, edge) && !is_placeholder(t) && !reported_by_node && !member {
                 let mut msg = Message::new();
                 msg.push("model ");
                 msg.quoted(m.model_name);
@@ -651,6 +773,18 @@ pub const fn check_profile(profile: &str, members: &[NodeRef]) {
     }
 }
 
+/// The first position of `node` in `members`, or `members.len()`.
+const fn position(members: &[NodeRef], node: &Node) -> usize {
+    let mut i = 0;
+    while i < members.len() {
+        if same(members[i].get(), node) {
+            return i;
+        }
+        i += 1;
+    }
+    members.len()
+}
+
 const fn is_member(members: &[NodeRef], node: &Node) -> bool {
     let mut i = 0;
     while i < members.len() {
@@ -668,82 +802,200 @@ const fn is_member(members: &[NodeRef], node: &Node) -> bool {
 /// junction follows both ends through its own foreign keys). Edges to models outside `members` are ignored (the
 /// `profile!` check reports them). On a loop (which `check_node` reports) the order is arbitrary.
 pub const fn dependency_order<const N: usize>(members: &[NodeRef; N]) -> [usize; N] {
+    // depends[i][j]: member i must come after member j.
+    let mut depends = [[false; N]; N];
+    let mut waiting = [0usize; N];
+    let index = Index::of(members);
+    // first[p]: the first member at index position p.
+    let mut first = [0usize; INDEX_CAP];
+    if let Some(index) = &index {
+        let mut i = N;
+        while i > 0 {
+            i -= 1;
+            if let Some(p) = index.find(members[i].get()) {
+                first[p] = i;
+            }
+        }
+    }
+    let mut i = 0;
+    while i < N {
+        let node = members[i].get();
+        let mut e = 0;
+        while e < node.edges.len() {
+            let edge = &node.edges[e];
+            if orders(node, edge) {
+                let target = edge.target.get();
+                let j = match &index {
+                    Some(index) => match index.find(target) {
+                        Some(p) => first[p],
+                        None => N,
+                    },
+                    None => position(members, target),
+                };
+                if j < N && j != i && !depends[i][j] {
+                    depends[i][j] = true;
+                    waiting[i] += 1;
+                }
+            }
+            e += 1;
+        }
+        i += 1;
+    }
+
     let mut order = [0; N];
     let mut placed = [false; N];
     let mut pos = 0;
     while pos < N {
+        // The first member in declaration order whose dependencies are placed; on a loop, the first unplaced one.
         let mut pick = N;
+        let mut fallback = N;
         let mut i = 0;
         while i < N {
-            if !placed[i] && ready(members, &placed, i) {
-                pick = i;
-                break;
+            if !placed[i] {
+                if fallback == N {
+                    fallback = i;
+                }
+                if waiting[i] == 0 {
+                    pick = i;
+                    break;
+                }
             }
             i += 1;
         }
         if pick == N {
-            let mut i = 0;
-            while i < N {
-                if !placed[i] {
-                    pick = i;
-                    break;
-                }
-                i += 1;
-            }
+            pick = fallback;
         }
         placed[pick] = true;
         order[pos] = pick;
         pos += 1;
+        let mut j = 0;
+        while j < N {
+            if depends[j][pick] {
+                waiting[j] -= 1;
+            }
+            j += 1;
+        }
     }
     order
-}
-
-/// Every member that member `i` depends on is already placed.
-const fn ready<const N: usize>(members: &[NodeRef; N], placed: &[bool; N], i: usize) -> bool {
-    let node = members[i].get();
-    let mut e = 0;
-    while e < node.edges.len() {
-        let edge = &node.edges[e];
-        if orders(node, edge) {
-            let mut j = 0;
-            while j < N {
-                if !placed[j] && j != i && same(members[j].get(), edge.target.get()) {
-                    return false;
-                }
-                j += 1;
-            }
-        }
-        e += 1;
-    }
-    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    static A: Node = Node { model_name: "a", profile: "p", table: "a", edges: &A_EDGES };
-    static A_EDGES: [Edge; 1] = [Edge { kind: EdgeKind::BelongsTo, field: "b", target: NodeRef(&B) }];
-    static B: Node = Node { model_name: "b", profile: "p", table: "b", edges: &[] };
-    static C: Node = Node { model_name: "c", profile: "p", table: "c", edges: &C_EDGES };
-    static C_EDGES: [Edge; 2] = [
-        Edge { kind: EdgeKind::SelfRef, field: "parent", target: NodeRef(&C) },
-        Edge { kind: EdgeKind::DependsOn, field: "depends_on", target: NodeRef(&A) },
-    ];
+    const fn edge(kind: EdgeKind, field: &'static str, target: &'static Node) -> Edge {
+        Edge { kind, field, target: NodeRef::new(target) }
+    }
+
+    fn problem(node: &'static Node, k: usize) -> Option<String> {
+        node_problem(NodeRef::new(node), k).map(|m| m.as_str().to_owned())
+    }
+
+    fn profile(name: &str, members: &[&'static Node]) -> Option<String> {
+        let refs: Vec<NodeRef> = members.iter().map(|n| NodeRef::new(n)).collect();
+        profile_problem(name, &refs).map(|m| m.as_str().to_owned())
+    }
+
+    // An acyclic graph: a -> b, c -> c (tree), c -> a (depends_on).
+    static A: Node = Node::new("a", "p", "a", &A_EDGES);
+    static A_EDGES: [Edge; 1] = [edge(EdgeKind::BelongsTo, "b", &B)];
+    static B: Node = Node::new("b", "p", "b", &[]);
+    static C: Node = Node::new("c", "p", "c", &C_EDGES);
+    static C_EDGES: [Edge; 2] = [edge(EdgeKind::SelfRef, "parent", &C), edge(EdgeKind::DependsOn, "depends_on", &A)];
+
+    // Loops: x -> y -> z -> x and x -> y -> x (two loops through x), w -> w twice.
+    static X: Node = Node::new("x", "q", "x", &X_EDGES);
+    static X_EDGES: [Edge; 2] = [edge(EdgeKind::BelongsTo, "y", &Y), edge(EdgeKind::BelongsTo, "y_again", &Y)];
+    static Y: Node = Node::new("y", "q", "y", &Y_EDGES);
+    static Y_EDGES: [Edge; 2] = [edge(EdgeKind::BelongsTo, "z", &Z), edge(EdgeKind::DependsOn, "depends_on", &X)];
+    static Z: Node = Node::new("z", "q", "z", &Z_EDGES);
+    static Z_EDGES: [Edge; 1] = [edge(EdgeKind::BelongsTo, "x", &X)];
+    static W: Node = Node::new("w", "q", "w", &W_EDGES);
+    static W_EDGES: [Edge; 2] = [edge(EdgeKind::SelfRef, "parent", &W), edge(EdgeKind::BelongsTo, "other", &W)];
+
+    // A junction of another profile, and a placeholder.
+    static POST: Node = Node::new("post", "blog", "post", &POST_EDGES);
+    static POST_EDGES: [Edge; 2] =
+        [edge(EdgeKind::Via, "tags", &POST_TAG), edge(EdgeKind::BelongsTo, "broken", &BROKEN)];
+    static POST_TAG: Node = Node::new("post_tag", "other", "post_tag", &[]);
+    static BROKEN: Node = Node::new("", "", "", &[]);
 
     #[test]
     fn targets_come_first_and_unconstrained_models_keep_their_place() {
-        const ORDER: [usize; 3] =
-            dependency_order(&[NodeRef::new(&C), NodeRef::new(&A), NodeRef::new(&B)]);
+        const ORDER: [usize; 3] = dependency_order(&[NodeRef::new(&C), NodeRef::new(&A), NodeRef::new(&B)]);
         assert_eq!(ORDER, [2, 1, 0]);
         const KEEP: [usize; 2] = dependency_order(&[NodeRef::new(&B), NodeRef::new(&A)]);
         assert_eq!(KEEP, [0, 1]);
     }
 
     #[test]
+    fn an_order_exists_even_with_a_loop() {
+        let mut order = dependency_order(&[NodeRef::new(&Z), NodeRef::new(&Y), NodeRef::new(&X)]);
+        order.sort();
+        assert_eq!(order, [0, 1, 2]);
+    }
+
+    #[test]
     fn an_acyclic_graph_passes_the_checks() {
         const _: () = check_node(NodeRef::new(&C), 0);
         const _: () = check_profile("p", &[NodeRef::new(&A), NodeRef::new(&B), NodeRef::new(&C)]);
+        for node in [&A, &B, &C] {
+            assert_eq!((0..4).filter_map(|k| problem(node, k)).count(), 0);
+        }
+    }
+
+    #[test]
+    fn each_loop_is_reported_once_by_its_smallest_member() {
+        let loops: Vec<String> = (0..4).filter_map(|k| problem(&X, k)).collect();
+        assert_eq!(loops.len(), 2, "{loops:#?}");
+        assert!(
+            loops[0]
+                .starts_with("dependency loop among syncable models: x -> y -> z -> x (through `x.y`, `y.z`, `z.x`); ")
+        );
+        assert!(
+            loops[1]
+                .starts_with("dependency loop among syncable models: x -> y -> x (through `x.y`, `y.depends_on`); ")
+        );
+        assert!(loops[0].ends_with(LOOP_FIX));
+        assert_eq!(problem(&Y, 0), None);
+        assert_eq!(problem(&Z, 0), None);
+    }
+
+    #[test]
+    fn a_second_self_reference_is_a_problem() {
+        let text = problem(&W, 0).expect("a problem");
+        assert_eq!(
+            text,
+            format!("model `w` has more than one self-referential foreign key (`parent`, `other`); {SELF_REF_FIX}")
+        );
+        assert_eq!(problem(&W, 1), None);
+        assert_eq!(problem(&C, 0), None, "one self reference is a tree");
+    }
+
+    #[test]
+    fn a_junction_of_another_profile_is_a_problem_and_placeholders_are_skipped() {
+        let text = problem(&POST, 0).expect("a problem");
+        assert!(text.starts_with(
+            "model `post` has a many-to-many relation `tags` through junction model `post_tag` of profile `other`"
+        ));
+        assert_eq!(problem(&POST, 1), None);
+        assert_eq!(problem(&BROKEN, 0), None);
+        assert_eq!(profile("blog", &[&POST, &BROKEN]), None, "reported by the node check, not again");
+    }
+
+    #[test]
+    fn profile_problems_name_the_model_and_what_to_do() {
+        assert_eq!(profile("p", &[&A, &B, &C]), None);
+        let missing = profile("p", &[&A, &C]).expect("b is missing");
+        assert_eq!(
+            missing,
+            "model `a` of profile `p` has a foreign key `b` to model `b`, which is not listed in this `profile!`: add \
+             its entity (table `b`) to the list"
+        );
+        let wrong = profile("q", &[&X, &Y, &Z, &A]).expect("a is of profile p");
+        assert!(wrong.starts_with("model `a` is listed in the profile `q` but declares `profile = \"p\"`"));
+        let twice = profile("p", &[&A, &B, &A]).expect("a twice");
+        assert_eq!(twice, "profile `p` lists model `a` twice: list each entity once");
     }
 
     #[test]
@@ -759,5 +1011,14 @@ mod tests {
         msg.push(&"é".repeat(MSG_CAP));
         assert!(msg.as_str().len() <= MSG_CAP);
         assert!(msg.as_str().chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn node_keys_tell_models_apart() {
+        assert!(same(&A, &A));
+        assert!(!same(&A, &B));
+        assert!(before(&A, &B));
+        let index = Index::of(&[NodeRef::new(&A), NodeRef::new(&B), NodeRef::new(&A)]).expect("fits");
+        assert_eq!((index.len, index.find(&B), index.find(&C)), (2, Some(1), None));
     }
 }

@@ -376,7 +376,8 @@ fn indexes() -> Vec<IndexCreateStatement> {
         stmt
     };
     vec![
-        index("morango_store_dirty", T::Store, &["profile", "model_name", "dirty_bit"], false),
+        // Deserialization pages through one model's dirty rows in id order.
+        index("morango_store_dirty", T::Store, &["dirty_bit", "profile", "model_name", "deleted", "id"], false),
         index("morango_store_version", T::Store, &["last_saved_instance", "last_saved_counter"], false),
         index("morango_buffer_model", T::Buffer, &["transfer_session_id", "model_uuid"], true),
         index("morango_buffer_seq", T::Buffer, &["transfer_session_id", "seq"], false),

@@ -38,8 +38,9 @@ pub trait Syncable: EntityTrait<Model: Send + Sync, ActiveModel: Send + Sync> + 
     /// JSON keys of the synced fields, in record order (`id`, `_morango_source_id`, `_morango_partition`, then
     /// the model's own fields in declaration order, without local fields and the dirty bit).
     const FIELDS: &'static [&'static str];
-    /// Database column names of the same fields, in the same order (they differ from [`Syncable::FIELDS`] only
-    /// where `#[sea_orm(column_name = "...")]` renames a column).
+    /// Database column names of the same fields, in the same order. They differ from [`Syncable::FIELDS`] where
+    /// `#[sea_orm(column_name = "...")]` renames a column, and for the bookkeeping fields, whose leading underscore
+    /// SeaORM drops (`_morango_partition` is stored in `morango_partition`).
     const SYNCED_COLUMNS: &'static [&'static str];
     /// Database column names of `#[morango(local)]` fields: written on insert with their default, never updated
     /// by sync and never serialized.
@@ -144,6 +145,17 @@ pub enum Resolution {
     TakeIncoming,
     /// Store this merged record.
     Merged(Record),
+}
+
+impl Resolution {
+    /// The record JSON to store instead of the local one (`None`: keep the local one).
+    pub(crate) fn replacement(self, incoming: &Record) -> Option<String> {
+        match self {
+            Resolution::KeepLocal => None,
+            Resolution::TakeIncoming => Some(crate::json::dumps(&Value::Object(incoming.clone()))),
+            Resolution::Merged(record) => Some(crate::json::dumps(&Value::Object(record))),
+        }
+    }
 }
 
 /// A field type that Morango can write to and read from record JSON the way Django's encoder does.

@@ -71,10 +71,13 @@ macro_rules! profile {
             &[$( <$entity as $crate::Syncable>::NODE ),+],
             &$crate::__private::graph::dependency_order(&[$( <$entity as $crate::Syncable>::NODE ),+]),
         );
-        const _: () = $crate::__private::graph::check_profile(
+        const _: () = match $crate::__private::graph::profile_problem(
             $profile,
             &[$( <$entity as $crate::Syncable>::NODE ),+],
-        );
+        ) {
+            Some(problem) => panic!("{}", problem.as_str()),
+            None => (),
+        };
     };
 }
 
@@ -87,18 +90,10 @@ pub(crate) fn check_runtime(profile: &Profile) -> crate::error::Result<()> {
     for model in profile.models() {
         for table in model.has_many_tables() {
             if !tables.contains(&table.as_str()) {
-                problems.push(junction_message(model.model_name(), &table, profile.name()));
+                problems.push(crate::graph::junction_error(model.model_name(), &table, profile.name()));
             }
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(crate::error::Error::Schema(problems.join("\n"))) }
 }
 
-/// The message for a relation through a junction that is not a syncable model of the profile.
-fn junction_message(model: &str, junction: &str, profile: &str) -> String {
-    format!(
-        "model `{model}` relates to other records through `{junction}`, which is not a syncable model of profile \
-         `{profile}`: Morango cannot sync many-to-many relations through a local junction table; derive Syncable \
-         on the junction entity and list it in the profile, or remove the relation"
-    )
-}

@@ -114,11 +114,14 @@ async fn serialize_chunk(
                     digests.push((row.id.clone(), digest));
                     continue;
                 }
-                // The app row changed while a received version waited to be applied: the app wins and the
-                // received JSON is kept as conflicting data (Morango's app-level conflict).
-                let conflicting =
-                    if s.dirty { format!("{}\n{}", s.serialized, s.conflicting) } else { s.conflicting.clone() };
-                (merged, conflicting)
+                if s.dirty {
+                    // The app row changed while a received version waited to be applied: by default the app wins
+                    // (Morango's app-level conflict); the received JSON is kept as conflicting data.
+                    let resolved = resolve_app_conflict(model, &row.id, &merged, &s.serialized).unwrap_or(merged);
+                    (resolved, format!("{}\n{}", s.serialized, s.conflicting))
+                } else {
+                    (merged, s.conflicting.clone())
+                }
             }
         };
         upserts.push(StoreWrite { row, serialized, conflicting, self_ref_fk, digest });
@@ -130,6 +133,19 @@ async fn serialize_chunk(
     }
     record_digests(txn, &digests).await?;
     clear_dirty_bits(txn, model, &ids).await
+}
+
+/// Runs the model's conflict hook on an app-level conflict; `None` keeps the app's version.
+fn resolve_app_conflict(model: &dyn SyncableModel, id: &str, local: &str, received: &str) -> Option<String> {
+    if !model.has_conflict_hook() {
+        return None;
+    }
+    let (Ok(Json::Object(local)), Ok(Json::Object(incoming))) =
+        (serde_json::from_str::<Json>(local), serde_json::from_str::<Json>(received))
+    else {
+        return None;
+    };
+    model.resolve_conflict(&crate::model::Conflict { id, local: &local, incoming: &incoming }).replacement(&incoming)
 }
 
 /// `old` JSON updated with the app's fields: keys unknown to this schema keep their values and positions.

@@ -74,6 +74,9 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
         return Err(Error::Invalid("transfer session ids are 32 lowercase hex characters".into()));
     }
     session::active_sync_session(engine.db(), &request.sync_session_id).await?;
+    if request.filter.is_empty() {
+        return Err(Error::Invalid("a transfer needs at least one partition prefix in its filter".into()));
+    }
     if let Some(existing) = session::active_transfer(engine.db(), &request.sync_session_id, request.push).await? {
         return Ok(existing);
     }

@@ -122,8 +122,18 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
     })
 }
 
-/// Closes a sync session and its transfers.
+/// Closes a sync session and its transfers; transfers it abandoned lose their buffers.
 pub(crate) async fn close_sync_session<C: ConnectionTrait>(db: &C, id: &str) -> Result<()> {
+    let open = sql::query(
+        db,
+        "finding open transfers",
+        "SELECT id FROM morango_transfersession WHERE sync_session_id = $1 AND active = $2",
+        vec![text(id), true.into()],
+    )
+    .await?;
+    for row in open {
+        crate::buffer::clear(db, &get::<String>(&row, "id")?).await?;
+    }
     sql::exec(db, "closing a sync session", "UPDATE morango_syncsession SET active = $1, last_activity_timestamp = $2 WHERE id = $3", vec![
         false.into(),
         now(),

@@ -94,12 +94,7 @@ impl<'a> Input<'a> {
                 })
             })
             .collect();
-        Some(Input::Model(Box::new(Model {
-            ident: &input.ident,
-            attrs,
-            sea: attr::sea_struct(&input.attrs),
-            fields,
-        })))
+        Some(Input::Model(Box::new(Model { ident: &input.ident, attrs, sea: attr::sea_struct(&input.attrs), fields })))
     }
 }
 
@@ -113,6 +108,9 @@ impl<'a> RelationEnum<'a> {
             );
             return None;
         };
-        Some(RelationEnum { ident: &input.ident, relations: data.variants.iter().map(relation::from_variant).collect() })
+        Some(RelationEnum {
+            ident: &input.ident,
+            relations: data.variants.iter().map(relation::from_variant).collect(),
+        })
     }
 }

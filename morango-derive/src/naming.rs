@@ -99,11 +99,7 @@ fn upper_camel(s: &str) -> String {
 }
 
 fn lower_camel(s: &str) -> String {
-    words(s)
-        .iter()
-        .enumerate()
-        .map(|(i, w)| if i == 0 { w.to_lowercase() } else { capitalize(w) })
-        .collect()
+    words(s).iter().enumerate().map(|(i, w)| if i == 0 { w.to_lowercase() } else { capitalize(w) }).collect()
 }
 
 fn join(s: &str, separator: &str, case: fn(&str) -> String) -> String {

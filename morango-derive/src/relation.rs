@@ -97,7 +97,10 @@ fn entity_argument(arguments: &PathArguments) -> Option<Type> {
 pub fn is_self_entity(ty: &Type) -> bool {
     let Type::Path(TypePath { qself: None, path }) = ty else { return false };
     let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    matches!(names.iter().map(String::as_str).collect::<Vec<_>>().as_slice(), ["Entity"] | ["self", "Entity"] | ["Self"])
+    matches!(
+        names.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        ["Entity"] | ["self", "Entity"] | ["Self"]
+    )
 }
 
 /// `super::<junction>::Entity` for `via = "junction"` or `via = "junction::Relation"`, spanned at the literal.

@@ -7,7 +7,7 @@ use syn::{LitStr, Type};
 
 use crate::ast::{Field, Model};
 use crate::errors::Errors;
-use crate::naming;
+use crate::naming::{self, CaseStyle};
 use crate::plan::{Fallback, IdSource, ModelPlan, PlanField, RelationsPlan, TemplatePiece};
 use crate::relation::{self, Relation, RelationKind};
 use crate::template::{self, Piece};
@@ -27,13 +27,15 @@ const SELF_REF_FIX: &str = "Morango orders the records of a tree by one parent l
 /// Checks a `Model`; `Err` carries what is needed to emit the fallback impls.
 pub fn model<'a>(input: Model<'a>, errors: &mut Errors) -> Result<ModelPlan<'a>, Fallback<'a>> {
     let fallback = Fallback { model: input.ident, custom_behavior: input.attrs.custom_behavior.is_some() };
-    required_keys(&input, errors);
+    model_keys(&input, errors);
     id_field(&input, errors);
     bookkeeping_fields(&input, errors);
     field_attributes(&input, errors);
     generic_foreign_keys(&input, errors);
-    let partition = id_source(&input, "partition", input.attrs.partition.as_ref(), input.attrs.partition_fn.as_ref(), errors);
-    let source_id = id_source(&input, "source_id", input.attrs.source_id.as_ref(), input.attrs.source_id_fn.as_ref(), errors);
+    let partition =
+        id_source(&input, "partition", input.attrs.partition.as_ref(), input.attrs.partition_fn.as_ref(), errors);
+    let source_id =
+        id_source(&input, "source_id", input.attrs.source_id.as_ref(), input.attrs.source_id_fn.as_ref(), errors);
 
     let field = |name: &str| input.fields.iter().find(|f| f.name == name).map(|f| f.ident);
     let (Some(model_name), Some(profile), Some(partition), Some(id), Some(source), Some(part), Some(dirty_bit)) = (
@@ -51,10 +53,11 @@ pub fn model<'a>(input: Model<'a>, errors: &mut Errors) -> Result<ModelPlan<'a>,
         return Err(fallback);
     }
 
+    let rename_all = input.sea.rename_all.as_ref().and_then(|(style, _)| *style);
     let plan_field = |f: &Field<'a>| PlanField {
         ident: f.ident,
         key: f.name.clone(),
-        column: naming::column_name(&f.name, f.sea.column_name.as_ref().map(LitStr::value), input.sea.rename_all),
+        column: naming::column_name(&f.name, f.sea.column_name.as_ref().map(LitStr::value), rename_all),
         ty: f.ty,
         default: f.attrs.default.clone(),
     };
@@ -109,7 +112,8 @@ fn is_plain(field: &Field<'_>) -> bool {
     field.name != ID && !BOOKKEEPING.iter().any(|(name, _)| *name == field.name)
 }
 
-fn required_keys(input: &Model<'_>, errors: &mut Errors) {
+/// The model-level keys: required ones present, no contradictions.
+fn model_keys(input: &Model<'_>, errors: &mut Errors) {
     let attrs = &input.attrs;
     let mut missing = Vec::new();
     if attrs.profile.is_none() {
@@ -144,6 +148,16 @@ fn required_keys(input: &Model<'_>, errors: &mut Errors) {
     }
     if let (Some(_), Some(path)) = (&attrs.source_id, &attrs.source_id_fn) {
         errors.spanned(path, "give either `source_id = \"...\"` or `source_id_fn = path`, not both");
+    }
+    if let Some((style, lit)) = &input.sea.rename_all
+        && *style != Some(CaseStyle::Snake)
+    {
+        errors.spanned(
+            lit,
+            "`rename_all` would also rename Morango's bookkeeping columns (`id`, `morango_source_id`, \
+             `morango_partition`, `morango_dirty_bit`), which the sync engine finds under SeaORM's default names: \
+             remove `rename_all` and rename other columns with `#[sea_orm(column_name = \"...\")]`",
+        );
     }
     for ty in &attrs.depends_on {
         if relation::is_self_entity(ty) {
@@ -203,7 +217,10 @@ fn bookkeeping_fields(input: &Model<'_>, errors: &mut Errors) {
             continue;
         };
         if !is_type(field.ty, ty) {
-            errors.spanned(field.ty, format!("the Morango bookkeeping field `{name}` must be `{ty}`: write `pub {name}: {ty}`"));
+            errors.spanned(
+                field.ty,
+                format!("the Morango bookkeeping field `{name}` must be `{ty}`: write `pub {name}: {ty}`"),
+            );
         }
     }
     if !missing.is_empty() {
@@ -225,7 +242,10 @@ fn field_attributes(input: &Model<'_>, errors: &mut Errors) {
         if !is_plain(field) {
             let what = if name == ID { "the record id" } else { "a Morango bookkeeping field" };
             if let Some(lit) = &field.sea.column_name {
-                errors.spanned(lit, format!("`{name}` is {what} and keeps SeaORM's default column name: remove `column_name`"));
+                errors.spanned(
+                    lit,
+                    format!("`{name}` is {what} and keeps SeaORM's default column name: remove `column_name`"),
+                );
             }
             if let Some(span) = field.sea.ignore {
                 errors.at(span, format!("`{name}` is {what} and must be a column: remove `ignore`"));
@@ -238,10 +258,16 @@ fn field_attributes(input: &Model<'_>, errors: &mut Errors) {
             }
         } else if field.sea.ignore.is_some() {
             if let Some(span) = field.attrs.local {
-                errors.at(span, format!("`{name}` is `#[sea_orm(ignore)]`, not a column, so it is never synced: remove `local`"));
+                errors.at(
+                    span,
+                    format!("`{name}` is `#[sea_orm(ignore)]`, not a column, so it is never synced: remove `local`"),
+                );
             }
             if let Some(expr) = &field.attrs.default {
-                errors.spanned(expr, format!("`{name}` is `#[sea_orm(ignore)]`, not a column, so it is never synced: remove `default`"));
+                errors.spanned(
+                    expr,
+                    format!("`{name}` is `#[sea_orm(ignore)]`, not a column, so it is never synced: remove `default`"),
+                );
             }
         }
     }
@@ -255,7 +281,10 @@ fn generic_foreign_keys(input: &Model<'_>, errors: &mut Errors) {
     let find = |name: &str| synced.iter().copied().find(|f| f.name == name);
     let mut reported = BTreeSet::new();
     let mut report = |kind: &Field<'_>, id: &Field<'_>, style: &str| {
-        if kind.attrs.not_generic_fk.is_some() || id.attrs.not_generic_fk.is_some() || !reported.insert(kind.name.clone()) {
+        if kind.attrs.not_generic_fk.is_some()
+            || id.attrs.not_generic_fk.is_some()
+            || !reported.insert(kind.name.clone())
+        {
             return;
         }
         errors.spanned(
@@ -342,12 +371,20 @@ fn template_field<'a, 'b>(input: &'b Model<'a>, key: &str, name: &str) -> Result
         }
         Some(field) => Ok(field),
         None => {
-            let available: Vec<&str> =
-                input.fields.iter().filter(|f| is_plain(f) && f.sea.ignore.is_none()).map(|f| f.name.as_str()).collect();
+            let available: Vec<&str> = input
+                .fields
+                .iter()
+                .filter(|f| is_plain(f) && f.sea.ignore.is_none())
+                .map(|f| f.name.as_str())
+                .collect();
             let extra = if key == "partition" { " and `${id}` (the record id)" } else { "" };
             Err(format!(
                 "the model has no field `{name}` for `${{{name}}}` in `{key}`; a template can use {}{extra}",
-                if available.is_empty() { "no fields".to_owned() } else { format!("`${{{}}}`", available.join("}`, `${")) }
+                if available.is_empty() {
+                    "no fields".to_owned()
+                } else {
+                    format!("`${{{}}}`", available.join("}`, `${"))
+                }
             ))
         }
     }
@@ -356,8 +393,7 @@ fn template_field<'a, 'b>(input: &'b Model<'a>, key: &str, name: &str) -> Result
 /// `ty` is the plain type `name` (`String`, `std::string::String`, `bool`).
 fn is_type(ty: &Type, name: &str) -> bool {
     let Type::Path(path) = ty else { return false };
-    path.qself.is_none()
-        && path.path.segments.last().is_some_and(|s| s.ident == name && s.arguments.is_none())
+    path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == name && s.arguments.is_none())
 }
 
 /// `a`, `a and b`, `a, b and c`.

@@ -43,7 +43,10 @@ fn names_and_fields_follow_the_declaration() {
         ["id", "morango_source_id", "morango_partition", "facility_id", "username", "full_name", "age"]
     );
     assert_eq!(learner::Entity::LOCAL_COLUMNS, ["last_login"]);
-    assert_eq!(collection::Entity::FIELDS, ["id", "_morango_source_id", "_morango_partition", "facility_id", "parent_id", "name"]);
+    assert_eq!(
+        collection::Entity::FIELDS,
+        ["id", "_morango_source_id", "_morango_partition", "facility_id", "parent_id", "name"]
+    );
     assert_eq!(membership::Entity::MODEL_NAME, "membership");
 }
 
@@ -69,11 +72,8 @@ fn record_ids_follow_morangos_formula() {
 
 #[test]
 fn a_facility_user_gets_kolibris_id_partition_and_source() {
-    let user = learner::ActiveModel {
-        facility_id: Set(FACILITY.into()),
-        username: Set("alice".into()),
-        ..Default::default()
-    };
+    let user =
+        learner::ActiveModel { facility_id: Set(FACILITY.into()), username: Set("alice".into()), ..Default::default() };
     assert_eq!(learner::Entity::partition_template(&user).unwrap(), format!("{FACILITY}:user-ro:${{id}}"));
     let user = morango::registry::assign_ids::<learner::Entity>(user).expect("ids");
     let bookkeeping = learner::Entity::bookkeeping(&user);
@@ -99,14 +99,10 @@ fn a_template_field_that_is_not_set_is_named_in_the_error() {
 #[tokio::test]
 async fn inserting_assigns_ids_before_the_row_is_written() {
     let db = database().await;
-    let rock = facility::ActiveModel {
-        name: Set("Rock".into()),
-        _morango_dirty_bit: Set(true),
-        ..Default::default()
-    }
-    .insert(&db)
-    .await
-    .expect("insert facility");
+    let rock = facility::ActiveModel { name: Set("Rock".into()), _morango_dirty_bit: Set(true), ..Default::default() }
+        .insert(&db)
+        .await
+        .expect("insert facility");
     assert_eq!(rock.id, morango::ids::sha2_uuid(&["${id}", "Rock", "facility"]));
     assert_eq!(rock._morango_partition, rock.id);
     assert_eq!(rock._morango_source_id, "Rock");
@@ -253,6 +249,9 @@ fn graph_edges_come_from_relations_and_depends_on() {
         edges(collection::Entity::NODE),
         [(BelongsTo, "facility", "facility"), (SelfRef, "parent", "collection"), (Via, "learners", "membership")]
     );
-    assert_eq!(edges(note::Entity::NODE), [(DependsOn, "depends_on", "collection"), (DependsOn, "depends_on", "facilityuser")]);
+    assert_eq!(
+        edges(note::Entity::NODE),
+        [(DependsOn, "depends_on", "collection"), (DependsOn, "depends_on", "facilityuser")]
+    );
     assert_eq!(learner::Entity::NODE.get().table, "learner");
 }

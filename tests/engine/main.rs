@@ -5,6 +5,7 @@ mod support;
 
 mod convergence;
 mod fixtures;
+mod runtime_checks;
 mod scenarios;
 mod tracking;
 mod vectors;

@@ -51,7 +51,7 @@ pub fn expand(fallback: &Fallback<'_>) -> TokenStream {
 
         #[doc(hidden)]
         pub static __MORANGO_NODE: ::morango::__private::graph::Node =
-            ::morango::__private::graph::Node { model_name: "", profile: "", table: "", edges: &[] };
+            ::morango::__private::graph::Node::new("", "", "", &[]);
 
         #behavior
     }

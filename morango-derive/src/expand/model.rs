@@ -163,7 +163,8 @@ fn from_record(plan: &ModelPlan<'_>) -> TokenStream {
     let record = Ident::new("record", Span::mixed_site());
     let errors = Ident::new("errors", Span::mixed_site());
     let set = quote!(::morango::__private::sea_orm::ActiveValue::Set);
-    let vars: Vec<_> = plan.synced.iter().map(|f| Ident::new(&format!("field_{}", f.key), Span::mixed_site())).collect();
+    let vars: Vec<_> =
+        plan.synced.iter().map(|f| Ident::new(&format!("field_{}", f.key), Span::mixed_site())).collect();
     let reads = plan.synced.iter().zip(&vars).map(|(f, var)| {
         let (key, ty) = (&f.key, f.ty);
         let default = default_value(f);

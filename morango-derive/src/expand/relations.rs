@@ -17,7 +17,9 @@ pub fn expand(ident: &Ident, plan: &RelationsPlan) -> TokenStream {
             RelationKind::BelongsTo(ty) => {
                 (quote!(BelongsTo), quote_spanned!(ty.span()=> <#ty as ::morango::Syncable>::NODE))
             }
-            RelationKind::SelfRef(span) => (quote!(SelfRef), quote_spanned!(*span=> <Entity as ::morango::Syncable>::NODE)),
+            RelationKind::SelfRef(span) => {
+                (quote!(SelfRef), quote_spanned!(*span=> <Entity as ::morango::Syncable>::NODE))
+            }
             RelationKind::Via(ty) => (quote!(Via), quote_spanned!(ty.span()=> #graph::junction::<#ty>())),
             RelationKind::Reverse => return None,
         };

@@ -22,7 +22,7 @@ mod log {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
-    #[sea_orm(table_name = "log")]
+    #[sea_orm(table_name = "log", rename_all = "camelCase")]
     #[morango(profile = "facilitydata", model_name = "log", partition = "p")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

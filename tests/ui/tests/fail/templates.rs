@@ -6,7 +6,12 @@ mod learner {
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
     #[sea_orm(table_name = "learner")]
-    #[morango(profile = "facilitydata", model_name = "learner", partition = "${facility}:user-ro:${id}", source_id = "${id}:${username}")]
+    #[morango(
+        profile = "facilitydata",
+        model_name = "learner",
+        partition = "${facility}:user-ro:${id}",
+        source_id = "${id}:${username}"
+    )]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
@@ -26,7 +31,12 @@ mod log {
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
     #[sea_orm(table_name = "log")]
-    #[morango(profile = "facilitydata", model_name = "log", partition = "${user_id", source_id = "${_morango_partition}")]
+    #[morango(
+        profile = "facilitydata",
+        model_name = "log",
+        partition = "${user_id",
+        source_id = "${_morango_partition}"
+    )]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,

@@ -65,7 +65,11 @@ mod learner {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, SyncableRelations)]
     pub enum Relation {
-        #[sea_orm(belongs_to = "super::facility::Entity", from = "Column::FacilityId", to = "super::facility::Column::Id")]
+        #[sea_orm(
+            belongs_to = "super::facility::Entity",
+            from = "Column::FacilityId",
+            to = "super::facility::Column::Id"
+        )]
         Facility,
     }
 
