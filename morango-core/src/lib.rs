@@ -3,6 +3,8 @@
 //! Application code normally uses the `morango` facade crate, which re-exports this crate together with
 //! `#[derive(Syncable)]`.
 
+#![warn(missing_docs)]
+
 extern crate self as morango;
 
 mod buffer;

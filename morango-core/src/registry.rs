@@ -318,10 +318,10 @@ pub fn before_save<E: Syncable>(model: E::ActiveModel, insert: bool) -> std::res
     let mut model =
         assign_ids::<E>(model).map_err(|e| DbErr::Custom(format!("{} ({}): {e}", E::MODEL_NAME, E::PROFILE)))?;
     let dirty = db_column::<E>(columns::DIRTY_BIT);
-    if let Some(column) = <E::Column as Iterable>::iter().find(|c| sea_orm::IdenStatic::as_str(c) == dirty) {
-        if model.get(column).is_not_set() {
-            model.set(column, true.into());
-        }
+    if let Some(column) = <E::Column as Iterable>::iter().find(|c| sea_orm::IdenStatic::as_str(c) == dirty)
+        && model.get(column).is_not_set()
+    {
+        model.set(column, true.into());
     }
     Ok(model)
 }

@@ -225,33 +225,34 @@ pub(crate) async fn active_transfer<C: ConnectionTrait>(db: &C, sync_session_id:
 
 /// Writes back the mutable fields of a transfer session. The stage never moves backwards.
 pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSession) -> Result<()> {
-    if let Some(stored) = transfer_session(db, &ts.id).await? {
-        if stored.stage > ts.stage {
-            return Err(Error::Session(format!(
-                "transfer session {} cannot move back from {} to {}",
-                ts.id, stored.stage, ts.stage
-            )));
-        }
-    }
-    sql::exec(
+    let mut values = vec![
+        ts.active.into(),
+        ts.records_transferred.into(),
+        Value::BigInt(ts.records_total),
+        text(&ts.client_fsic),
+        text(&ts.server_fsic),
+        text(ts.stage.as_str()),
+        text(ts.status.as_str()),
+        now(),
+        text(&ts.id),
+    ];
+    let reachable: Vec<&TransferStage> = TransferStage::ALL.iter().filter(|stage| **stage <= ts.stage).collect();
+    values.extend(reachable.iter().map(|stage| text(stage.as_str())));
+    let updated = sql::exec(
         db,
         "updating a transfer session",
-        "UPDATE morango_transfersession SET active = $1, records_transferred = $2, records_total = $3, \
-         client_fsic = $4, server_fsic = $5, transfer_stage = $6, transfer_stage_status = $7, \
-         last_activity_timestamp = $8 WHERE id = $9",
-        vec![
-            ts.active.into(),
-            ts.records_transferred.into(),
-            Value::BigInt(ts.records_total),
-            text(&ts.client_fsic),
-            text(&ts.server_fsic),
-            text(ts.stage.as_str()),
-            text(ts.status.as_str()),
-            now(),
-            text(&ts.id),
-        ],
+        &format!(
+            "UPDATE morango_transfersession SET active = $1, records_transferred = $2, records_total = $3, \
+             client_fsic = $4, server_fsic = $5, transfer_stage = $6, transfer_stage_status = $7, \
+             last_activity_timestamp = $8 WHERE id = $9 AND transfer_stage IN ({})",
+            sql::placeholders(10, reachable.len())
+        ),
+        values,
     )
     .await?;
+    if updated == 0 {
+        return Err(Error::Session(format!("transfer session {} is unknown or already past {}", ts.id, ts.stage)));
+    }
     sql::exec(db, "touching the sync session", "UPDATE morango_syncsession SET last_activity_timestamp = $1 WHERE id = $2", vec![
         now(),
         text(&ts.sync_session_id),
