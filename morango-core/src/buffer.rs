@@ -76,9 +76,11 @@ pub(crate) async fn read_page<C: ConnectionTrait>(db: &C, transfer: &str, offset
     let rmcbs = sql::query(
         db,
         "reading a buffer page's counters",
+        // Start from the page (a range of `seq`), then look each record's counters up by key: joining from the
+        // counters made SQLite walk every counter of the transfer for every page.
         "SELECT r.model_uuid, r.instance_id, r.counter FROM morango_recordmaxcounterbuffer r \
-         JOIN morango_buffer b ON b.transfer_session_id = r.transfer_session_id AND b.model_uuid = r.model_uuid \
-         WHERE b.transfer_session_id = $1 AND b.seq >= $2 AND b.seq < $3 ORDER BY r.model_uuid, r.instance_id",
+         WHERE r.transfer_session_id = $1 AND r.model_uuid IN (SELECT b.model_uuid FROM morango_buffer b \
+         WHERE b.transfer_session_id = $1 AND b.seq >= $2 AND b.seq < $3) ORDER BY r.model_uuid, r.instance_id",
         window,
     )
     .await?;

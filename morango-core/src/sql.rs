@@ -4,27 +4,41 @@ use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 
 use crate::error::{DbContext, Result};
 
-/// Builds a statement for `conn`'s backend; `$n` placeholders become `?n` on SQLite.
+/// Builds a statement for `conn`'s backend from SQL written with `$1`, `$2`, … placeholders.
+///
+/// On SQLite they become plain `?` with the values reordered (and repeated) to match: sqlx looks up the name of
+/// every parameter when binding, and for numbered `?NNN` parameters SQLite finds it by walking the whole list,
+/// which makes binding a 7 000-value statement quadratic.
 pub(crate) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let text = match backend {
-        DbBackend::Sqlite => sqlite_placeholders(sql),
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, text, values)
+    match backend {
+        DbBackend::Sqlite => {
+            let (text, values) = positional(sql, &values);
+            Statement::from_sql_and_values(backend, text, values)
+        }
+        _ => Statement::from_sql_and_values(backend, sql, values),
+    }
 }
 
-/// `$n` → `?n` (SQLite's numbered parameters); a `$` not followed by a digit is kept.
-fn sqlite_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
+/// `$n` → `?`, with the values in the order their placeholders appear. A `$` not followed by a digit is kept;
+/// a placeholder without a value binds NULL.
+fn positional(sql: &str, values: &[Value]) -> (String, Vec<Value>) {
+    let mut text = String::with_capacity(sql.len());
+    let mut ordered = Vec::with_capacity(values.len());
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '$' || !chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) {
+            text.push(c);
+            continue;
         }
+        let mut number = 0usize;
+        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+            number = number.saturating_mul(10).saturating_add(d as usize - '0' as usize);
+            chars.next();
+        }
+        text.push('?');
+        ordered.push(number.checked_sub(1).and_then(|i| values.get(i)).cloned().unwrap_or(Value::String(None)));
     }
-    out
+    (text, ordered)
 }
 
 /// Runs a statement, returning the number of rows it affected.
@@ -103,4 +117,19 @@ pub(crate) async fn set_by_id<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_positional_with_values_in_order() {
+        let values: Vec<Value> = vec![text("a"), text("b"), 3i64.into()];
+        let (sql, ordered) = positional("SELECT $2, $1 WHERE x = $2 AND y = $3 AND z LIKE '$x'", &values);
+        assert_eq!(sql, "SELECT ?, ? WHERE x = ? AND y = ? AND z LIKE '$x'");
+        assert_eq!(ordered, vec![text("b"), text("a"), text("b"), 3i64.into()]);
+        let (_, missing) = positional("SELECT $12", &values);
+        assert_eq!(missing, vec![Value::String(None)]);
+    }
 }
