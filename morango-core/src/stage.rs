@@ -55,7 +55,7 @@ impl TransferStage {
 
 impl fmt::Display for TransferStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -94,7 +94,7 @@ impl TransferStatus {
 
 impl fmt::Display for TransferStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

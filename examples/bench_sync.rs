@@ -1,0 +1,325 @@
+//! How fast a sync moves records between two SQLite databases, next to the cheapest honest copy of the same rows.
+//!
+//! ```text
+//! cargo run --release --example bench_sync              # 10 000 and 100 000 records, each in its own process
+//! cargo run --release --example bench_sync -- 50000     # one size
+//! ```
+//!
+//! The source database holds the school of `examples/school`: one facility, N/10 learners and 9 lesson-progress
+//! rows per learner (N + 1 records). Timed, each on fresh databases in a temporary directory:
+//! - the first sync: an empty peer pulls (then pushes) everything: serialization on the source, queuing,
+//!   transfer in chunks of 500, dequeuing and deserialization on the peer;
+//! - a second sync with nothing changed;
+//! - the floor: the application rows read from the source and inserted into fresh tables of a third database,
+//!   500 rows per multi-row `INSERT`, all in one transaction.
+//!
+//! Peak memory is the process's `VmHWM` (peak resident set size), printed after each step; it only grows, so
+//! every size runs in a process of its own.
+
+#[path = "school/entities.rs"]
+mod entities;
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use morango::{Engine, Filter, Progress, SyncEvent, SyncOptions, Syncable, TransferStage};
+use sea_orm::sea_query::{Alias, Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use entities::{FACILITY_DATA, classroom, facility, learner, lesson_progress};
+
+type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
+
+/// Sizes run when none is given.
+const DEFAULT_SIZES: [u64; 2] = [10_000, 100_000];
+
+/// Rows per multi-row `INSERT`, when filling the source and in the floor copy (the engine's default chunk size).
+const BATCH: u64 = 500;
+
+/// Lesson-progress rows per learner.
+const LESSONS_PER_LEARNER: u64 = 9;
+
+/// Learners inserted per batch, with their progress rows: 50 + 450 rows.
+const LEARNERS_PER_BATCH: u64 = BATCH / (LESSONS_PER_LEARNER + 1);
+
+fn main() -> ExitCode {
+    let result = match std::env::args().nth(1) {
+        None => run_each_size_in_a_child(),
+        Some(n) => match n.replace('_', "").parse::<u64>() {
+            Ok(n) if n >= 10 => run_size(n),
+            _ => Err(format!("expected a number of records (at least 10), got `{n}`").into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Re-runs this program once per default size, so that each peak memory figure is its own.
+fn run_each_size_in_a_child() -> Result<()> {
+    let exe = std::env::current_exe()?;
+    for n in DEFAULT_SIZES {
+        let status = Command::new(&exe).arg(n.to_string()).status()?;
+        if !status.success() {
+            return Err(format!("the run with {n} records failed ({status})").into());
+        }
+    }
+    Ok(())
+}
+
+fn run_size(n: u64) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(bench(n))
+}
+
+async fn bench(n: u64) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("morango-bench-").tempdir()?;
+    let learners = n / (LESSONS_PER_LEARNER + 1);
+    let progress_rows = learners * LESSONS_PER_LEARNER;
+    println!("== N = {n}: 1 facility, {learners} learners, {progress_rows} lesson progress rows ==");
+
+    let source = open_peer(&dir.path().join("source.sqlite3")).await?;
+    let started = Instant::now();
+    let records = fill(source.db(), learners).await?;
+    let fill_time = started.elapsed();
+    println!("source filled in {:.2} s; VmHWM {:.1} MiB", fill_time.as_secs_f64(), peak_rss_mib());
+
+    let peer = open_peer(&dir.path().join("peer.sqlite3")).await?;
+    let options = SyncOptions::new(Filter::everything());
+
+    let first = timed_sync(&peer, &source, &options).await?;
+    let first_memory = peak_rss_mib();
+    let second = timed_sync(&peer, &source, &options).await?;
+    let second_memory = peak_rss_mib();
+
+    let floor_db = connect(&dir.path().join("floor.sqlite3")).await?;
+    entities::create_tables(&floor_db).await?;
+    let started = Instant::now();
+    let copied = floor_copy(source.db(), &floor_db).await?;
+    let floor = started.elapsed();
+    let floor_memory = peak_rss_mib();
+
+    if first.pulled != records || copied != records || second.pulled != 0 {
+        return Err(format!(
+            "unexpected counts: {records} records, first sync pulled {}, second {}, floor copied {copied}",
+            first.pulled, second.pulled
+        )
+        .into());
+    }
+    let peer_rows = count_rows(peer.db()).await?;
+    if peer_rows != records {
+        return Err(format!("the peer holds {peer_rows} application rows after the sync, not {records}").into());
+    }
+
+    let rate = |time: Duration| records as f64 / time.as_secs_f64();
+    println!("{:<22} {:>10} {:>14} {:>19}", "", "seconds", "records/s", "VmHWM after (MiB)");
+    for (what, time, memory) in [
+        ("first sync", first.total, first_memory),
+        ("second sync (no-op)", second.total, second_memory),
+        ("floor copy", floor, floor_memory),
+    ] {
+        println!("{what:<22} {:>10.3} {:>14.0} {:>19.1}", time.as_secs_f64(), rate(time), memory);
+    }
+    println!("first sync / floor: {:.1}x", first.total.as_secs_f64() / floor.as_secs_f64());
+    println!("first sync by stage (pull, then push):");
+    for ((push, stage), time) in &first.stages {
+        if time.as_millis() > 0 {
+            let direction = if *push { "push" } else { "pull" };
+            println!("  {direction} {:<14} {:>8.3} s", stage.as_str(), time.as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+/// A database with Morango's tables and the school's, and an engine with the default chunk size.
+async fn open_peer(path: &Path) -> Result<Engine> {
+    let db = connect(path).await?;
+    morango::migration::migrate(&db).await?;
+    entities::create_tables(&db).await?;
+    Ok(Engine::open(db, &FACILITY_DATA).await?)
+}
+
+async fn connect(path: &Path) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+    options.sqlx_logging(false);
+    Ok(Database::connect(options).await?)
+}
+
+/// Inserts one facility, `learners` learners and their lesson progress the way an application would (through
+/// `morango::insert_many`, which computes the record ids), in batches; returns the number of records.
+async fn fill(db: &DatabaseConnection, learners: u64) -> Result<u64> {
+    let txn = db.begin().await?;
+    let school =
+        facility::ActiveModel { name: Set("Riverside Primary".into()), ..Default::default() }.insert(&txn).await?;
+    let mut learner_ids = Vec::with_capacity(BATCH as usize);
+    let mut first = 0;
+    while first < learners {
+        let last = (first + LEARNERS_PER_BATCH).min(learners);
+        let batch = (first..last)
+            .map(|i| {
+                morango::assign_ids::<learner::Entity>(learner::ActiveModel {
+                    facility_id: Set(school.id.clone()),
+                    username: Set(format!("learner{i:07}")),
+                    full_name: Set(format!("Learner number {i}")),
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        learner_ids.clear();
+        for model in &batch {
+            learner_ids.push(model.id.clone().take().ok_or("assign_ids left a learner without an id")?);
+        }
+        morango::insert_many::<learner::Entity, _>(&txn, batch).await?;
+        let progress: Vec<lesson_progress::ActiveModel> = learner_ids
+            .iter()
+            .flat_map(|learner_id| {
+                let school_id = school.id.clone();
+                (0..LESSONS_PER_LEARNER).map(move |lesson| lesson_progress::ActiveModel {
+                    facility_id: Set(school_id.clone()),
+                    learner_id: Set(learner_id.clone()),
+                    lesson: Set(format!("lesson {lesson}")),
+                    progress: Set(lesson as f64 / LESSONS_PER_LEARNER as f64),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        morango::insert_many::<lesson_progress::Entity, _>(&txn, progress).await?;
+        first = last;
+    }
+    txn.commit().await?;
+    Ok(1 + learners * (1 + LESSONS_PER_LEARNER))
+}
+
+/// What one timed sync did.
+struct TimedSync {
+    total: Duration,
+    pulled: u64,
+    /// Wall time per (push, stage), from the client's progress events.
+    stages: BTreeMap<(bool, TransferStage), Duration>,
+}
+
+/// Syncs `client` with `server` and times it, stage by stage from the client's progress events.
+async fn timed_sync(client: &Engine, server: &Engine, options: &SyncOptions) -> Result<TimedSync> {
+    let events = client.subscribe();
+    let timer = tokio::spawn(time_stages(events));
+    let started = Instant::now();
+    let report = morango::sync_local(client, server, options).await;
+    let total = started.elapsed();
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => {
+            timer.abort();
+            return Err(error.into());
+        }
+    };
+    // Every event was sent before `sync_local` returned; the timer only has to catch up.
+    let abort = timer.abort_handle();
+    let stages = match tokio::time::timeout(Duration::from_secs(10), timer).await {
+        Ok(stages) => stages?,
+        Err(_) => {
+            abort.abort();
+            return Err("the progress events of the sync did not all arrive".into());
+        }
+    };
+    let pulled = report.pull.map_or(0, |pull| u64::try_from(pull.records_total).unwrap_or(0));
+    Ok(TimedSync { total, pulled, stages })
+}
+
+/// Collects the time between each stage's `Started` and its `Completed` until the last transfer's cleanup ends.
+async fn time_stages(mut events: broadcast::Receiver<SyncEvent>) -> BTreeMap<(bool, TransferStage), Duration> {
+    let mut started: BTreeMap<(bool, TransferStage), Instant> = BTreeMap::new();
+    let mut stages = BTreeMap::new();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        };
+        let key = (event.push, event.stage);
+        match event.progress {
+            Progress::Started => {
+                started.insert(key, Instant::now());
+            }
+            Progress::Completed | Progress::Errored(_) => {
+                if let Some(start) = started.remove(&key) {
+                    *stages.entry(key).or_default() += start.elapsed();
+                }
+                let last_transfer_done = event.push && event.stage == TransferStage::Cleanup;
+                if last_transfer_done || matches!(event.progress, Progress::Errored(_)) {
+                    break;
+                }
+            }
+            Progress::InProgress { .. } => {}
+        }
+    }
+    stages
+}
+
+/// The floor: every application row of `source` copied into the same, empty tables of `target` in one
+/// transaction, `BATCH` rows per `INSERT`, read in id order page by page. Returns the rows copied.
+async fn floor_copy(source: &DatabaseConnection, target: &DatabaseConnection) -> Result<u64> {
+    let txn = target.begin().await?;
+    let copied = copy_table::<facility::Entity>(source, &txn).await?
+        + copy_table::<classroom::Entity>(source, &txn).await?
+        + copy_table::<learner::Entity>(source, &txn).await?
+        + copy_table::<lesson_progress::Entity>(source, &txn).await?;
+    txn.commit().await?;
+    Ok(copied)
+}
+
+/// Copies one table of the floor, page by page; returns the rows copied.
+async fn copy_table<E>(source: &DatabaseConnection, target: &DatabaseTransaction) -> Result<u64>
+where
+    E: Syncable,
+    E::ActiveModel: From<E::Model>,
+{
+    use sea_orm::sea_query::ExprTrait as _;
+    let mut after = String::new();
+    let mut copied = 0;
+    loop {
+        let page = E::find()
+            .filter(Expr::col(Alias::new("id")).gt(after.as_str()))
+            .order_by_asc(Expr::col(Alias::new("id")))
+            .limit(BATCH)
+            .all(source)
+            .await?;
+        let Some(last) = page.last() else { return Ok(copied) };
+        after = E::record_id(last).to_owned();
+        copied += page.len() as u64;
+        E::insert_many(page.into_iter().map(E::ActiveModel::from)).exec_without_returning(target).await?;
+    }
+}
+
+/// Application rows in a database.
+async fn count_rows(db: &DatabaseConnection) -> Result<u64> {
+    let mut rows = 0;
+    for table in entities::TABLES {
+        let statement =
+            sea_orm::Statement::from_string(db.get_database_backend(), format!("SELECT COUNT(*) AS n FROM {table}"));
+        let row = db.query_one_raw(statement).await?.ok_or("COUNT(*) returned no row")?;
+        rows += row.try_get::<i64>("", "n")? as u64;
+    }
+    Ok(rows)
+}
+
+/// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`), in MiB; 0 where unavailable.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    kib as f64 / 1024.0
+}
