@@ -64,7 +64,12 @@ const BUFFER_COLUMNS: &str = "transfer_session_id, model_uuid, seq, profile, ser
     last_saved_instance, last_saved_counter, partition, source_id, model_name, conflicting_serialized_data, _self_ref_fk";
 
 /// Reads the queued records `[offset, offset + limit)` of a transfer, in queue order.
-pub(crate) async fn read_page<C: ConnectionTrait>(db: &C, transfer: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
+pub(crate) async fn read_page<C: ConnectionTrait>(
+    db: &C,
+    transfer: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<BufferRecord>> {
     let window = vec![text(transfer), offset.into(), (offset + limit).into()];
     let rows = sql::query(
         db,
@@ -166,7 +171,8 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
         if expected != record.model_uuid {
             return fail("does not match the id computed from its partition, source id and model name".into());
         }
-        if !record.hard_deleted && !matches!(serde_json::from_str(&record.serialized), Ok(serde_json::Value::Object(_))) {
+        if !record.hard_deleted && !matches!(serde_json::from_str(&record.serialized), Ok(serde_json::Value::Object(_)))
+        {
             return fail("serialized data is not a JSON object".into());
         }
         let mut covers_version = false;
@@ -177,7 +183,8 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
             if !is_valid_id(&rmcb.instance_id) || rmcb.counter < 0 {
                 return fail("invalid record-max counter".into());
             }
-            covers_version |= rmcb.instance_id == record.last_saved_instance && rmcb.counter >= record.last_saved_counter;
+            covers_version |=
+                rmcb.instance_id == record.last_saved_instance && rmcb.counter >= record.last_saved_counter;
         }
         if !covers_version {
             return fail("its record-max counters do not include its own version".into());
@@ -188,7 +195,12 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
 
 /// Stages validated records in the receiver's buffer. A record already staged for this transfer is replaced
 /// (retried chunks are idempotent, as in Morango 0.8.15). Returns how many new records were staged.
-pub(crate) async fn stage<C: ConnectionTrait>(db: &C, transfer: &str, profile: &str, records: &[BufferRecord]) -> Result<i64> {
+pub(crate) async fn stage<C: ConnectionTrait>(
+    db: &C,
+    transfer: &str,
+    profile: &str,
+    records: &[BufferRecord],
+) -> Result<i64> {
     if records.is_empty() {
         return Ok(0);
     }
@@ -205,7 +217,9 @@ pub(crate) async fn stage<C: ConnectionTrait>(db: &C, transfer: &str, profile: &
     sql::exec(
         db,
         "replacing re-sent buffer counters",
-        &format!("DELETE FROM morango_recordmaxcounterbuffer WHERE transfer_session_id = $1 AND model_uuid IN ({id_list})"),
+        &format!(
+            "DELETE FROM morango_recordmaxcounterbuffer WHERE transfer_session_id = $1 AND model_uuid IN ({id_list})"
+        ),
         ids,
     )
     .await?;
@@ -266,8 +280,13 @@ pub(crate) async fn stage<C: ConnectionTrait>(db: &C, transfer: &str, profile: &
 /// Removes every buffered record of a transfer.
 pub(crate) async fn clear<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<()> {
     for table in ["morango_buffer", "morango_recordmaxcounterbuffer"] {
-        sql::exec(db, "removing buffers", &format!("DELETE FROM {table} WHERE transfer_session_id = $1"), vec![text(transfer)])
-            .await?;
+        sql::exec(
+            db,
+            "removing buffers",
+            &format!("DELETE FROM {table} WHERE transfer_session_id = $1"),
+            vec![text(transfer)],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -101,15 +101,18 @@ impl<'a> SyncClient<'a> {
         let id = ids::random_id();
         let client_instance_json = engine.instance().to_json(&Default::default());
         let server_instance_json = peer.open_sync_session(&id, &client_instance_json).await?;
-        session::create_sync_session(engine.db(), &SyncSession {
-            id: id.clone(),
-            is_server: false,
-            profile: engine.profile().name().to_owned(),
-            connection_kind: "local".into(),
-            client_instance_json,
-            server_instance_json,
-            active: true,
-        })
+        session::create_sync_session(
+            engine.db(),
+            &SyncSession {
+                id: id.clone(),
+                is_server: false,
+                profile: engine.profile().name().to_owned(),
+                connection_kind: "local".into(),
+                client_instance_json,
+                server_instance_json,
+                active: true,
+            },
+        )
         .await?;
         Ok(SyncClient { engine, peer, sync_session_id: id, fsic_v2 })
     }
@@ -203,25 +206,35 @@ impl<'a> SyncClient<'a> {
 
         self.begin(ts, TransferStage::Serializing).await?;
         transfer::serializing(engine, ts, false).await?;
-        let remote = peer.update_transfer_session(&ts.id, &self.stage(TransferStage::Serializing, |r| {
-            r.client_fsic = Some(ts.client_fsic.clone())
-        })).await?;
+        let remote = peer
+            .update_transfer_session(
+                &ts.id,
+                &self.stage(TransferStage::Serializing, |r| r.client_fsic = Some(ts.client_fsic.clone())),
+            )
+            .await?;
         ts.server_fsic = remote.server_fsic;
         self.finish(ts).await?;
 
         self.begin(ts, TransferStage::Queuing).await?;
         transfer::queuing(engine, ts, false).await?;
         let total = ts.records_total;
-        let remote = peer.update_transfer_session(&ts.id, &self.stage(TransferStage::Queuing, |r| {
-            r.records_total = total.filter(|_| ts.push)
-        })).await?;
+        let remote = peer
+            .update_transfer_session(
+                &ts.id,
+                &self.stage(TransferStage::Queuing, |r| r.records_total = total.filter(|_| ts.push)),
+            )
+            .await?;
         if !ts.push {
             ts.records_total = Some(remote.records_total.unwrap_or(0));
         }
         self.finish(ts).await?;
 
         self.begin(ts, TransferStage::Transferring).await?;
-        if ts.push { self.send(ts).await? } else { self.receive(ts).await? }
+        if ts.push {
+            self.send(ts).await?
+        } else {
+            self.receive(ts).await?
+        }
         self.finish(ts).await?;
 
         self.begin(ts, TransferStage::Dequeuing).await?;
@@ -259,9 +272,17 @@ impl<'a> SyncClient<'a> {
             }
             let done = ts.records_transferred;
             self.peer
-                .update_transfer_session(&ts.id, &self.stage(TransferStage::Transferring, |r| r.records_transferred = Some(done)))
+                .update_transfer_session(
+                    &ts.id,
+                    &self.stage(TransferStage::Transferring, |r| r.records_transferred = Some(done)),
+                )
                 .await?;
-            self.emit(&ts.id, ts.push, TransferStage::Transferring, Progress::InProgress { done: done as u64, total: total as u64 });
+            self.emit(
+                &ts.id,
+                ts.push,
+                TransferStage::Transferring,
+                Progress::InProgress { done: done as u64, total: total as u64 },
+            );
             if ts.records_transferred >= total {
                 return Ok(());
             }
@@ -283,10 +304,12 @@ impl<'a> SyncClient<'a> {
             self.peer.push_buffers(&ts.id, &page).await?;
             ts.records_transferred = (ts.records_transferred + page.len() as i64).min(total);
             session::save_transfer(self.engine.db(), ts).await?;
-            self.emit(&ts.id, ts.push, TransferStage::Transferring, Progress::InProgress {
-                done: ts.records_transferred as u64,
-                total: total as u64,
-            });
+            self.emit(
+                &ts.id,
+                ts.push,
+                TransferStage::Transferring,
+                Progress::InProgress { done: ts.records_transferred as u64, total: total as u64 },
+            );
         }
         Ok(())
     }

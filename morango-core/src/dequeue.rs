@@ -17,7 +17,7 @@ use sea_orm::DatabaseTransaction;
 use serde_json::Value as Json;
 
 use crate::engine::{Engine, LazyCounter};
-use crate::error::Result;
+use crate::error::{DbContext, Result};
 use crate::filter::Filter;
 use crate::fsic::{self, FsicV2};
 use crate::model::{Conflict, Record};
@@ -43,7 +43,13 @@ const MAX_COUNTER: &str = "counter = CASE WHEN excluded.counter > morango_record
     THEN excluded.counter ELSE morango_recordmaxcounter.counter END";
 
 /// Merges the buffer of `transfer` into the store and raises the database-max counters from the sender's FSIC.
-pub(crate) async fn dequeue(engine: &Engine, transfer: &str, sender_fsic: &str, filter: &Filter, v2: bool) -> Result<DequeueReport> {
+pub(crate) async fn dequeue(
+    engine: &Engine,
+    transfer: &str,
+    sender_fsic: &str,
+    filter: &Filter,
+    v2: bool,
+) -> Result<DequeueReport> {
     let txn = engine.begin_exclusive().await?;
     let mut report = DequeueReport::default();
     let tx = vec![text(transfer)];
@@ -82,10 +88,12 @@ pub(crate) async fn dequeue(engine: &Engine, transfer: &str, sender_fsic: &str, 
         if report.conflicts > 0 {
             merge_conflict_histories(&txn, transfer, &engine.instance().id, n).await?;
             for (id, serialized) in hooked {
-                sql::exec(&txn, "storing a resolved conflict", "UPDATE morango_store SET serialized = $1 WHERE id = $2", vec![
-                    text(serialized),
-                    text(id),
-                ])
+                sql::exec(
+                    &txn,
+                    "storing a resolved conflict",
+                    "UPDATE morango_store SET serialized = $1 WHERE id = $2",
+                    vec![text(serialized), text(id)],
+                )
                 .await?;
             }
         }
@@ -128,7 +136,7 @@ pub(crate) async fn dequeue(engine: &Engine, transfer: &str, sender_fsic: &str, 
         fsic::dmc_updates_v1(&fsic::v1_from_json_text(sender_fsic)?, &own, filter)
     };
     crate::dmc::raise_all(&txn, &updates).await?;
-    txn.commit().await.map_err(|e| engine.db_error("committing the dequeue", e))?;
+    txn.commit().await.context(|| "committing the dequeue".into())?;
     Ok(report)
 }
 
@@ -186,7 +194,11 @@ async fn merge_conflict_histories(txn: &DatabaseTransaction, transfer: &str, loc
 }
 
 /// Runs the conflict hooks of models that have one, before the merge; returns the data to store per record.
-async fn hook_resolutions(txn: &DatabaseTransaction, engine: &Engine, transfer: &str) -> Result<HashMap<String, String>> {
+async fn hook_resolutions(
+    txn: &DatabaseTransaction,
+    engine: &Engine,
+    transfer: &str,
+) -> Result<HashMap<String, String>> {
     let hooked: Vec<_> = engine.profile().models().filter(|m| m.has_conflict_hook()).collect();
     let mut resolved = HashMap::new();
     if hooked.is_empty() {
@@ -209,7 +221,8 @@ async fn hook_resolutions(txn: &DatabaseTransaction, engine: &Engine, transfer: 
     for row in rows {
         let id: String = get(&row, "id")?;
         let model_name: String = get(&row, "model_name")?;
-        let (Some(local), Some(incoming)) = (as_record(&get::<String>(&row, "local")?), as_record(&get::<String>(&row, "incoming")?))
+        let (Some(local), Some(incoming)) =
+            (as_record(&get::<String>(&row, "local")?), as_record(&get::<String>(&row, "incoming")?))
         else {
             continue;
         };

@@ -12,9 +12,9 @@ use sea_orm::{DatabaseTransaction, QueryResult, TransactionTrait, Value};
 use serde_json::Value as Json;
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{DbContext, Result};
 use crate::filter::Filter;
-use crate::model::{columns, Record};
+use crate::model::{Record, columns};
 use crate::registry::{ForeignKey, IncomingRow, SyncableModel};
 use crate::sql::{self, get, ident, placeholders, text};
 use crate::tracking::Guard;
@@ -35,7 +35,7 @@ pub struct DeserializeReport {
 pub(crate) async fn deserialize(engine: &Engine, filter: Option<&Filter>) -> Result<DeserializeReport> {
     crate::serialize::serialize(engine, filter).await?;
     let txn = engine.begin_exclusive().await?;
-    Guard::Apply.enter(&txn).await.map_err(|e| engine.db_error("entering the apply guard", e))?;
+    Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     let mut report = DeserializeReport::default();
     let models: Vec<&dyn SyncableModel> = engine.profile().models().collect();
     for model in models.iter().rev() {
@@ -44,8 +44,8 @@ pub(crate) async fn deserialize(engine: &Engine, filter: Option<&Filter>) -> Res
     for model in &models {
         apply_rows(&txn, engine, *model, filter, &mut report).await?;
     }
-    Guard::Apply.leave(&txn).await.map_err(|e| engine.db_error("leaving the apply guard", e))?;
-    txn.commit().await.map_err(|e| engine.db_error("committing deserialization", e))?;
+    Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
+    txn.commit().await.context(|| "committing deserialization".into())?;
     Ok(report)
 }
 
@@ -142,22 +142,25 @@ async fn delete_rows(
     }
 }
 
+/// Deletes application rows inside a savepoint, so a refusing foreign key leaves the transaction usable.
 async fn delete_app_rows(txn: &DatabaseTransaction, model: &dyn SyncableModel, ids: &[String]) -> Result<u64> {
-    let savepoint = txn.begin().await.map_err(|e| crate::error::Error::Db { context: "savepoint".into(), source: e })?;
+    let savepoint = txn.begin().await.context(|| "starting a savepoint".into())?;
     let result = sql::exec(
         &savepoint,
         "deleting application rows",
-        &format!("DELETE FROM {} WHERE {} IN ({})", ident(model.table()), ident(columns::ID), placeholders(1, ids.len())),
+        &format!(
+            "DELETE FROM {} WHERE {} IN ({})",
+            ident(model.table()),
+            ident(columns::ID),
+            placeholders(1, ids.len())
+        ),
         ids.iter().map(text).collect(),
     )
     .await;
     match result {
-        Ok(n) => {
-            savepoint.commit().await.map_err(|e| crate::error::Error::Db { context: "savepoint".into(), source: e })?;
-            Ok(n)
-        }
+        Ok(n) => savepoint.commit().await.context(|| "releasing a savepoint".into()).map(|()| n),
         Err(error) => {
-            savepoint.rollback().await.map_err(|e| crate::error::Error::Db { context: "savepoint".into(), source: e })?;
+            savepoint.rollback().await.context(|| "rolling back a savepoint".into())?;
             Err(error)
         }
     }
@@ -240,7 +243,10 @@ async fn apply_chunk(
                 Some(target) if !present.contains(&target) => {
                     outcome.errors.insert(
                         row.id.clone(),
-                        format!("`{}` refers to {} record {target}, which is not in this database yet", fk.field, fk.target_table),
+                        format!(
+                            "`{}` refers to {} record {target}, which is not in this database yet",
+                            fk.field, fk.target_table
+                        ),
                     );
                     outcome.settled.push(row.id);
                 }
@@ -287,10 +293,11 @@ async fn order_tree(
     let mut pending = candidates;
     loop {
         let before = pending.len();
-        let (now, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, record)| match reference(record, fk.field) {
-            None => true,
-            Some(parent) => ready.contains(&parent),
-        });
+        let (now, later): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(_, record)| match reference(record, fk.field) {
+                None => true,
+                Some(parent) => ready.contains(&parent),
+            });
         for (row, record) in now {
             ready.insert(row.id.clone());
             ordered.push((row, record));
@@ -300,7 +307,8 @@ async fn order_tree(
             break;
         }
     }
-    let deleted = deleted_in_store(txn, &pending.iter().filter_map(|(_, r)| reference(r, fk.field)).collect::<Vec<_>>()).await?;
+    let deleted =
+        deleted_in_store(txn, &pending.iter().filter_map(|(_, r)| reference(r, fk.field)).collect::<Vec<_>>()).await?;
     for (row, record) in pending {
         let parent = reference(&record, fk.field).unwrap_or_default();
         if deleted.contains(&parent) {

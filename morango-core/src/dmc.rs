@@ -46,11 +46,7 @@ fn related_to(filter: &Filter, alias: &str, first: usize) -> (String, Vec<Value>
         ));
         values.push(text(prefix));
     }
-    if terms.is_empty() {
-        ("1 = 0".to_owned(), values)
-    } else {
-        (format!("({})", terms.join(" OR ")), values)
-    }
+    if terms.is_empty() { ("1 = 0".to_owned(), values) } else { (format!("({})", terms.join(" OR ")), values) }
 }
 
 async fn rows_for<C: ConnectionTrait>(db: &C, filter: &Filter) -> Result<Vec<DmcRow>> {
@@ -63,14 +59,24 @@ async fn rows_for<C: ConnectionTrait>(db: &C, filter: &Filter) -> Result<Vec<Dmc
     )
     .await?;
     rows.iter()
-        .map(|row| Ok(DmcRow { partition: get(row, "partition")?, instance_id: get(row, "instance_id")?, counter: get(row, "counter")? }))
+        .map(|row| {
+            Ok(DmcRow {
+                partition: get(row, "partition")?,
+                instance_id: get(row, "instance_id")?,
+                counter: get(row, "counter")?,
+            })
+        })
         .collect()
 }
 
 /// The `(partition, instance)` pairs still backed by data (Morango's FSIC reduction): for a producer, some store
 /// record under the partition was last saved by the instance; for a receiver, some record under it has a
 /// record-max counter of the instance.
-async fn backed_pairs<C: ConnectionTrait>(db: &C, filter: &Filter, producer: bool) -> Result<HashSet<(String, String)>> {
+async fn backed_pairs<C: ConnectionTrait>(
+    db: &C,
+    filter: &Filter,
+    producer: bool,
+) -> Result<HashSet<(String, String)>> {
     let (condition, values) = related_to(filter, "d", 1);
     let evidence = if producer {
         "SELECT 1 FROM morango_store s WHERE s.last_saved_instance = d.instance_id \

@@ -1,15 +1,15 @@
 //! [`Engine`]: one database, one profile, the instance that writes to it.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::sync::broadcast;
 
-use crate::error::{Error, Result};
+use crate::deserialize::DeserializeReport;
+use crate::error::{DbContext, Error, Result};
 use crate::events::SyncEvent;
 use crate::filter::Filter;
 use crate::instance::{self, Instance};
 use crate::profile::Profile;
 use crate::serialize::SerializeReport;
-use crate::deserialize::DeserializeReport;
 use crate::sql::{self, text};
 
 /// The default number of records per chunk, as in Python Morango.
@@ -91,18 +91,24 @@ impl Engine {
     /// Starts a transaction that holds this database's write lock for the profile: an advisory lock on
     /// PostgreSQL; on SQLite the first statement writes, so the write lock is taken at once.
     pub(crate) async fn begin_exclusive(&self) -> Result<DatabaseTransaction> {
-        let txn = self.db.begin().await.map_err(|e| self.db_error("starting a transaction", e))?;
+        let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
         match txn.get_database_backend() {
             DbBackend::Postgres => {
-                sql::query_one(&txn, "taking the profile lock", "SELECT pg_advisory_xact_lock($1)", vec![
-                    self.lock_key().into(),
-                ])
+                sql::query_one(
+                    &txn,
+                    "taking the profile lock",
+                    "SELECT pg_advisory_xact_lock($1)",
+                    vec![self.lock_key().into()],
+                )
                 .await?;
             }
             _ => {
-                sql::exec(&txn, "taking the write lock", "DELETE FROM morango_apply_guard WHERE kind = $1", vec![
-                    text("lock"),
-                ])
+                sql::exec(
+                    &txn,
+                    "taking the write lock",
+                    "DELETE FROM morango_apply_guard WHERE kind = $1",
+                    vec![text("lock")],
+                )
                 .await?;
             }
         }
@@ -114,10 +120,6 @@ impl Engine {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&digest.as_bytes()[..8]);
         i64::from_le_bytes(bytes)
-    }
-
-    pub(crate) fn db_error(&self, context: &str, source: DbErr) -> Error {
-        Error::Db { context: context.to_owned(), source }
     }
 }
 
@@ -151,7 +153,9 @@ impl EngineBuilder {
     pub async fn open(self) -> Result<Engine> {
         let EngineBuilder { db, profile, chunk_size, identity } = self;
         let tables_exist =
-            sql::query(&db, "checking for Morango's tables", "SELECT COUNT(*) AS n FROM morango_store", vec![]).await.is_ok();
+            sql::query(&db, "checking for Morango's tables", "SELECT COUNT(*) AS n FROM morango_store", vec![])
+                .await
+                .is_ok();
         if !tables_exist {
             return Err(Error::Schema(
                 "Morango's tables are missing: run `morango::migration::migrate(&db)` or add \
@@ -160,9 +164,7 @@ impl EngineBuilder {
             ));
         }
         crate::profile::check_runtime(profile)?;
-        crate::tracking::install(&db, profile)
-            .await
-            .map_err(|source| Error::Db { context: "installing change tracking".into(), source })?;
+        crate::tracking::install(&db, profile).await.context(|| "installing change tracking".into())?;
         if db.get_database_backend() == DbBackend::Sqlite {
             // A guard row can only be left behind by a crashed writer that did not roll back.
             sql::exec(&db, "clearing stale guards", "DELETE FROM morango_apply_guard", vec![]).await?;

@@ -112,7 +112,8 @@ impl Filter {
 impl PartialEq for Filter {
     /// Python's `Filter.__eq__`: the same set of prefixes, ignoring order and duplicates.
     fn eq(&self, other: &Self) -> bool {
-        self.prefixes.iter().all(|p| other.prefixes.contains(p)) && other.prefixes.iter().all(|p| self.prefixes.contains(p))
+        self.prefixes.iter().all(|p| other.prefixes.contains(p))
+            && other.prefixes.iter().all(|p| self.prefixes.contains(p))
     }
 }
 
@@ -259,7 +260,10 @@ fn python_repr(value: &Value) -> String {
         Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => format!(
             "{{{}}}",
-            map.iter().map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v))).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -278,7 +282,9 @@ fn python_str_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }

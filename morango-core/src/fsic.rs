@@ -109,9 +109,8 @@ pub enum FsicError {
 pub fn calculate_v2(rows: &[DmcRow], filter: &Filter, is_backed: impl Fn(&str, &str) -> bool) -> FsicV2 {
     let prefixes = filter.prefixes();
     let is_sub = |partition: &str| prefixes.iter().any(|prefix| partition.starts_with(prefix.as_str()));
-    let is_super = |partition: &str| {
-        prefixes.iter().any(|prefix| prefix.starts_with(partition) && prefix.as_str() != partition)
-    };
+    let is_super =
+        |partition: &str| prefixes.iter().any(|prefix| prefix.starts_with(partition) && prefix.as_str() != partition);
 
     let mut fsic = FsicV2::default();
     for row in rows {
@@ -359,7 +358,10 @@ fn parse_counters(value: &Value, location: &str) -> Result<InstanceCounters, Fsi
         .iter()
         .map(|(instance, counter)| {
             if !is_valid_id(instance) {
-                return Err(FsicError::InvalidInstanceId { location: describe(location), instance_id: instance.clone() });
+                return Err(FsicError::InvalidInstanceId {
+                    location: describe(location),
+                    instance_id: instance.clone(),
+                });
             }
             let parsed = counter.as_u64().and_then(|c| i64::try_from(c).ok());
             let counter = parsed.ok_or_else(|| FsicError::InvalidCounter {
@@ -373,7 +375,9 @@ fn parse_counters(value: &Value, location: &str) -> Result<InstanceCounters, Fsi
 }
 
 fn partitions_to_json(partitions: &PartitionCounters) -> Value {
-    Value::Object(partitions.iter().map(|(partition, counters)| (partition.clone(), counters_to_json(counters))).collect())
+    Value::Object(
+        partitions.iter().map(|(partition, counters)| (partition.clone(), counters_to_json(counters))).collect(),
+    )
 }
 
 fn counters_to_json(counters: &InstanceCounters) -> Value {

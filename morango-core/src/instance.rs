@@ -36,16 +36,20 @@ impl Instance {
         )
         .await?
         .is_some();
-        sql::exec(db, "retiring old instance ids", "UPDATE morango_instanceidmodel SET current = $1 WHERE id <> $2", vec![
-            false.into(),
-            text(&id),
-        ])
+        sql::exec(
+            db,
+            "retiring old instance ids",
+            "UPDATE morango_instanceidmodel SET current = $1 WHERE id <> $2",
+            vec![false.into(), text(&id)],
+        )
         .await?;
         if exists {
-            sql::exec(db, "marking the instance current", "UPDATE morango_instanceidmodel SET current = $1 WHERE id = $2", vec![
-                true.into(),
-                text(&id),
-            ])
+            sql::exec(
+                db,
+                "marking the instance current",
+                "UPDATE morango_instanceidmodel SET current = $1 WHERE id = $2",
+                vec![true.into(), text(&id)],
+            )
             .await?;
         } else {
             sql::exec(

@@ -36,10 +36,6 @@ mod tracking;
 mod transfer;
 pub mod value;
 
-pub use model::{
-    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, Resolution, SyncDefault, Syncable,
-    TemplateValue,
-};
 pub use buffer::{BufferRecord, RmcbRecord};
 pub use controller::{SyncClient, SyncOptions, SyncReport, TransferReport, sync_local};
 pub use dequeue::DequeueReport;
@@ -49,6 +45,10 @@ pub use error::{Error, Result};
 pub use events::{Progress, SyncEvent};
 pub use filter::Filter;
 pub use instance::Instance;
+pub use model::{
+    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, Resolution, SyncDefault, Syncable,
+    TemplateValue,
+};
 pub use profile::Profile;
 pub use registry::{assign_ids, insert_many};
 pub use serialize::SerializeReport;

@@ -30,7 +30,9 @@ pub type Record = Map<String, Value>;
     label = "this entity has no `#[derive(Syncable)]`",
     note = "add `#[derive(Syncable)]` and `#[morango(profile = \"...\", model_name = \"...\")]` to its `Model`, or remove the relation to it"
 )]
-pub trait Syncable: EntityTrait<Model: Send + Sync, ActiveModel: Send + Sync> + Default + Send + Sync + 'static {
+pub trait Syncable:
+    EntityTrait<Model: Send + Sync, ActiveModel: Send + Sync> + Default + Send + Sync + 'static
+{
     /// Morango's model name (`morango_model_name`), unique within the profile.
     const MODEL_NAME: &'static str;
     /// The profile this model belongs to (e.g. `"facilitydata"`).

@@ -96,4 +96,3 @@ pub(crate) fn check_runtime(profile: &Profile) -> crate::error::Result<()> {
     }
     if problems.is_empty() { Ok(()) } else { Err(crate::error::Error::Schema(problems.join("\n"))) }
 }
-

@@ -33,7 +33,11 @@ pub(crate) fn wanted(sender: &str, receiver: &str, filter: &Filter, v2: bool) ->
         Ok(diff
             .into_iter()
             .flat_map(|(partition, counters)| {
-                counters.into_iter().map(move |(instance, counter)| Wanted { partition: partition.clone(), instance, counter })
+                counters.into_iter().map(move |(instance, counter)| Wanted {
+                    partition: partition.clone(),
+                    instance,
+                    counter,
+                })
             })
             .collect())
     } else {

@@ -7,13 +7,13 @@ use std::marker::PhantomData;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, RelationType, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Iterable, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, RelationType, TransactionTrait,
 };
 
 use crate::error::{DbContext, Result};
 use crate::filter::Filter;
-use crate::model::{columns, Bookkeeping, Conflict, IdError, Record, Resolution, Syncable};
+use crate::model::{Bookkeeping, Conflict, IdError, Record, Resolution, Syncable, columns};
 
 /// A row of an application table that holds changes not yet serialized into the store.
 #[derive(Debug)]
@@ -104,7 +104,8 @@ fn partition_under(column: &str, filter: &Filter) -> sea_orm::Condition {
     let mut any = sea_orm::Condition::any();
     for prefix in filter.prefixes() {
         let length = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
-        let head = Func::cust(Alias::new("substr")).args([Expr::col(Alias::new(column)), Expr::val(1), Expr::val(length)]);
+        let head =
+            Func::cust(Alias::new("substr")).args([Expr::col(Alias::new(column)), Expr::val(1), Expr::val(length)]);
         any = any.add(Expr::expr(head).eq(prefix.clone()));
     }
     any
@@ -244,8 +245,7 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
 /// One multi-row upsert inside a savepoint, so a failure leaves the surrounding transaction usable.
 async fn upsert<E: Syncable>(txn: &DatabaseTransaction, models: Vec<E::ActiveModel>) -> std::result::Result<(), DbErr> {
     let savepoint = txn.begin().await?;
-    let update: Vec<Alias> =
-        E::SYNCED_COLUMNS.iter().filter(|c| **c != columns::ID).map(|c| Alias::new(*c)).collect();
+    let update: Vec<Alias> = E::SYNCED_COLUMNS.iter().filter(|c| **c != columns::ID).map(|c| Alias::new(*c)).collect();
     let mut on_conflict = OnConflict::column(Alias::new(columns::ID));
     on_conflict.update_columns(update);
     let result = E::insert_many(models).on_conflict(on_conflict).exec_without_returning(&savepoint).await;
@@ -305,7 +305,10 @@ pub fn assign_ids<E: Syncable>(mut model: E::ActiveModel) -> std::result::Result
     }
     let id = current.id.unwrap_or_else(|| E::compute_namespaced_id(&template, &source_id, E::MODEL_NAME));
     let partition = template.replace("${id}", &id);
-    E::set_bookkeeping(&mut model, Bookkeeping { id: Some(id), source_id: Some(source_id), partition: Some(partition) });
+    E::set_bookkeeping(
+        &mut model,
+        Bookkeeping { id: Some(id), source_id: Some(source_id), partition: Some(partition) },
+    );
     Ok(model)
 }
 
@@ -332,13 +335,10 @@ where
     E: Syncable,
     C: ConnectionTrait,
 {
-    let models = models
-        .into_iter()
-        .map(|model| before_save::<E>(model, true))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let models =
+        models.into_iter().map(|model| before_save::<E>(model, true)).collect::<std::result::Result<Vec<_>, _>>()?;
     if models.is_empty() {
         return Ok(());
     }
     E::insert_many(models).exec_without_returning(db).await.map(|_| ())
 }
-

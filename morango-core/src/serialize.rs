@@ -12,7 +12,7 @@ use sea_orm::{DatabaseTransaction, Value};
 use serde_json::Value as Json;
 
 use crate::engine::{Engine, LazyCounter};
-use crate::error::Result;
+use crate::error::{DbContext, Result};
 use crate::filter::Filter;
 use crate::model::Record;
 use crate::registry::{AppRow, SyncableModel};
@@ -33,7 +33,7 @@ pub struct SerializeReport {
 /// Serializes the dirty application rows under `filter` (all of them when `None`) and the queued deletions.
 pub(crate) async fn serialize(engine: &Engine, filter: Option<&Filter>) -> Result<SerializeReport> {
     let txn = engine.begin_exclusive().await?;
-    Guard::Apply.enter(&txn).await.map_err(|e| engine.db_error("entering the apply guard", e))?;
+    Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     let mut counter = LazyCounter::new(&engine.instance().id);
     let mut report = SerializeReport::default();
     for model in engine.profile().models() {
@@ -65,8 +65,8 @@ pub(crate) async fn serialize(engine: &Engine, filter: Option<&Filter>) -> Resul
     for partition in partitions {
         crate::dmc::raise(&txn, &engine.instance().id, &partition, current).await?;
     }
-    Guard::Apply.leave(&txn).await.map_err(|e| engine.db_error("leaving the apply guard", e))?;
-    txn.commit().await.map_err(|e| engine.db_error("committing serialization", e))?;
+    Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
+    txn.commit().await.context(|| "committing serialization".into())?;
     Ok(report)
 }
 
@@ -95,11 +95,8 @@ async fn serialize_chunk(
     for row in rows {
         let app_text = crate::json::dumps(&Json::Object(row.record.clone()));
         let digest = blake3::hash(app_text.as_bytes()).to_hex().to_string();
-        let self_ref_fk = self_ref
-            .and_then(|field| row.record.get(field))
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let self_ref_fk =
+            self_ref.and_then(|field| row.record.get(field)).and_then(Json::as_str).unwrap_or_default().to_owned();
         let (serialized, conflicting) = match stored.get(&row.id) {
             None => (app_text, String::new()),
             Some(s) => {
@@ -160,10 +157,7 @@ fn merge_into(old: &str, record: &Record) -> String {
     crate::json::dumps(&Json::Object(merged))
 }
 
-async fn load_stored(
-    txn: &DatabaseTransaction,
-    ids: &[Value],
-) -> Result<std::collections::HashMap<String, Stored>> {
+async fn load_stored(txn: &DatabaseTransaction, ids: &[Value]) -> Result<std::collections::HashMap<String, Stored>> {
     let rows = sql::query(
         txn,
         "reading store rows to serialize into",
@@ -177,13 +171,16 @@ async fn load_stored(
     .await?;
     let mut stored = std::collections::HashMap::with_capacity(rows.len());
     for row in rows {
-        stored.insert(get::<String>(&row, "id")?, Stored {
-            serialized: get(&row, "serialized")?,
-            deleted: get(&row, "deleted")?,
-            dirty: get(&row, "dirty_bit")?,
-            conflicting: get(&row, "conflicting_serialized_data")?,
-            app_digest: get(&row, "app_digest")?,
-        });
+        stored.insert(
+            get::<String>(&row, "id")?,
+            Stored {
+                serialized: get(&row, "serialized")?,
+                deleted: get(&row, "deleted")?,
+                dirty: get(&row, "dirty_bit")?,
+                conflicting: get(&row, "conflicting_serialized_data")?,
+                app_digest: get(&row, "app_digest")?,
+            },
+        );
     }
     Ok(stored)
 }
@@ -293,7 +290,8 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
     let n = counter.get(txn).await?;
     let mut deletions = 0;
     for model in engine.profile().models() {
-        let still_there = format!("id NOT IN (SELECT {} FROM {})", ident(crate::model::columns::ID), ident(model.table()));
+        let still_there =
+            format!("id NOT IN (SELECT {} FROM {})", ident(crate::model::columns::ID), ident(model.table()));
         // Hard deletions first: they also erase the payload; a later soft pass then finds nothing left to do.
         deletions += sql::exec(
             txn,
@@ -305,7 +303,14 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
                  WHERE profile = $5 AND model_name = $6 AND NOT hard_deleted AND {still_there} \
                  AND id IN (SELECT id FROM morango_harddeletedmodels WHERE profile = $5)"
             ),
-            vec![true.into(), false.into(), text(&engine.instance().id), n.into(), text(profile), text(model.model_name())],
+            vec![
+                true.into(),
+                false.into(),
+                text(&engine.instance().id),
+                n.into(),
+                text(profile),
+                text(model.model_name()),
+            ],
         )
         .await?;
         deletions += sql::exec(
@@ -317,14 +322,24 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
                  WHERE profile = $5 AND model_name = $6 AND NOT deleted AND {still_there} \
                  AND id IN (SELECT id FROM morango_deletedmodels WHERE profile = $5)"
             ),
-            vec![true.into(), false.into(), text(&engine.instance().id), n.into(), text(profile), text(model.model_name())],
+            vec![
+                true.into(),
+                false.into(),
+                text(&engine.instance().id),
+                n.into(),
+                text(profile),
+                text(model.model_name()),
+            ],
         )
         .await?;
     }
     for table in ["morango_deletedmodels", "morango_harddeletedmodels"] {
-        sql::exec(txn, "emptying the deletion queue", &format!("DELETE FROM {table} WHERE profile = $1"), vec![
-            text(profile),
-        ])
+        sql::exec(
+            txn,
+            "emptying the deletion queue",
+            &format!("DELETE FROM {table} WHERE profile = $1"),
+            vec![text(profile)],
+        )
         .await?;
     }
     Ok(deletions)

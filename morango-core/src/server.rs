@@ -43,20 +43,28 @@ pub struct StageRequest {
 }
 
 /// Opens the server side of a sync session; returns the server's instance JSON.
-pub async fn open_sync_session(engine: &Engine, id: &str, client_instance_json: &str, connection_kind: &str) -> Result<String> {
+pub async fn open_sync_session(
+    engine: &Engine,
+    id: &str,
+    client_instance_json: &str,
+    connection_kind: &str,
+) -> Result<String> {
     if !is_valid_id(id) {
         return Err(Error::Invalid("sync session ids are 32 lowercase hex characters".into()));
     }
     let server_instance_json = engine.instance().to_json(&Default::default());
-    session::create_sync_session(engine.db(), &SyncSession {
-        id: id.to_owned(),
-        is_server: true,
-        profile: engine.profile().name().to_owned(),
-        connection_kind: connection_kind.to_owned(),
-        client_instance_json: client_instance_json.to_owned(),
-        server_instance_json: server_instance_json.clone(),
-        active: true,
-    })
+    session::create_sync_session(
+        engine.db(),
+        &SyncSession {
+            id: id.to_owned(),
+            is_server: true,
+            profile: engine.profile().name().to_owned(),
+            connection_kind: connection_kind.to_owned(),
+            client_instance_json: client_instance_json.to_owned(),
+            server_instance_json: server_instance_json.clone(),
+            active: true,
+        },
+    )
     .await?;
     Ok(server_instance_json)
 }
@@ -181,7 +189,9 @@ pub async fn buffers(engine: &Engine, id: &str, offset: i64, limit: i64) -> Resu
     if ts.push {
         return Err(Error::Session(format!("transfer session {id} is a push: records cannot be pulled from it")));
     }
-    if ts.stage < TransferStage::Queuing || (ts.stage == TransferStage::Queuing && ts.status != TransferStatus::Completed) {
+    if ts.stage < TransferStage::Queuing
+        || (ts.stage == TransferStage::Queuing && ts.status != TransferStatus::Completed)
+    {
         return Err(Error::Session(format!("transfer session {id} has not queued its records yet")));
     }
     buffer::read_page(engine.db(), id, offset.max(0), limit.clamp(1, MAX_PAGE)).await
@@ -196,8 +206,14 @@ pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Res
     if !ts.push {
         return Err(Error::Session(format!("transfer session {id} is a pull: records cannot be pushed to it")));
     }
-    if ts.stage < TransferStage::Queuing || ts.stage > TransferStage::Transferring || ts.status == TransferStatus::Errored {
-        return Err(Error::Session(format!("transfer session {id} is not receiving records ({} {})", ts.stage, ts.status)));
+    if ts.stage < TransferStage::Queuing
+        || ts.stage > TransferStage::Transferring
+        || ts.status == TransferStatus::Errored
+    {
+        return Err(Error::Session(format!(
+            "transfer session {id} is not receiving records ({} {})",
+            ts.stage, ts.status
+        )));
     }
     transfer::receive_chunk(engine, &mut ts, records).await?;
     ts.stage = TransferStage::Transferring;

@@ -134,16 +134,19 @@ pub(crate) async fn close_sync_session<C: ConnectionTrait>(db: &C, id: &str) -> 
     for row in open {
         crate::buffer::clear(db, &get::<String>(&row, "id")?).await?;
     }
-    sql::exec(db, "closing a sync session", "UPDATE morango_syncsession SET active = $1, last_activity_timestamp = $2 WHERE id = $3", vec![
-        false.into(),
-        now(),
-        text(id),
-    ])
+    sql::exec(
+        db,
+        "closing a sync session",
+        "UPDATE morango_syncsession SET active = $1, last_activity_timestamp = $2 WHERE id = $3",
+        vec![false.into(), now(), text(id)],
+    )
     .await?;
-    sql::exec(db, "closing transfer sessions", "UPDATE morango_transfersession SET active = $1 WHERE sync_session_id = $2", vec![
-        false.into(),
-        text(id),
-    ])
+    sql::exec(
+        db,
+        "closing transfer sessions",
+        "UPDATE morango_transfersession SET active = $1 WHERE sync_session_id = $2",
+        vec![false.into(), text(id)],
+    )
     .await?;
     Ok(())
 }
@@ -212,7 +215,11 @@ pub(crate) async fn transfer_session<C: ConnectionTrait>(db: &C, id: &str) -> Re
 }
 
 /// The active transfer session of a sync session in one direction, if any.
-pub(crate) async fn active_transfer<C: ConnectionTrait>(db: &C, sync_session_id: &str, push: bool) -> Result<Option<TransferSession>> {
+pub(crate) async fn active_transfer<C: ConnectionTrait>(
+    db: &C,
+    sync_session_id: &str,
+    push: bool,
+) -> Result<Option<TransferSession>> {
     let row = sql::query_one(
         db,
         "looking for an active transfer session",
@@ -253,10 +260,12 @@ pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSessi
     if updated == 0 {
         return Err(Error::Session(format!("transfer session {} is unknown or already past {}", ts.id, ts.stage)));
     }
-    sql::exec(db, "touching the sync session", "UPDATE morango_syncsession SET last_activity_timestamp = $1 WHERE id = $2", vec![
-        now(),
-        text(&ts.sync_session_id),
-    ])
+    sql::exec(
+        db,
+        "touching the sync session",
+        "UPDATE morango_syncsession SET last_activity_timestamp = $1 WHERE id = $2",
+        vec![now(), text(&ts.sync_session_id)],
+    )
     .await?;
     Ok(())
 }

@@ -63,7 +63,11 @@ impl FromStr for TransferStage {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TransferStage::ALL.iter().copied().find(|stage| stage.as_str() == s).ok_or_else(|| format!("unknown stage `{s}`"))
+        TransferStage::ALL
+            .iter()
+            .copied()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| format!("unknown stage `{s}`"))
     }
 }
 
@@ -116,7 +120,10 @@ mod tests {
     #[test]
     fn stages_round_trip_through_their_wire_names_in_order() {
         let names: Vec<_> = TransferStage::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, ["initializing", "serializing", "queuing", "transferring", "dequeuing", "deserializing", "cleanup"]);
+        assert_eq!(
+            names,
+            ["initializing", "serializing", "queuing", "transferring", "dequeuing", "deserializing", "cleanup"]
+        );
         for stage in TransferStage::ALL {
             assert_eq!(stage.as_str().parse::<TransferStage>(), Ok(stage));
         }

@@ -13,7 +13,7 @@
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryFilter, TransactionSession, TransactionTrait};
 
-use crate::model::{columns, Syncable};
+use crate::model::{Syncable, columns};
 use crate::profile::Profile;
 
 /// What Morango is doing inside a guarded transaction.

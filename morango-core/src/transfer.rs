@@ -2,7 +2,7 @@
 //! (spec §9.2): who serializes, queues, dequeues and deserializes depends only on the direction and the side.
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{DbContext, Result};
 use crate::session::TransferSession;
 
 /// Serializing: each side serializes its application rows under the filter, then computes its FSIC.
@@ -62,12 +62,16 @@ pub(crate) async fn cleanup(engine: &Engine, ts: &mut TransferSession) -> Result
 }
 
 /// Validates a chunk of received records and stages it in the buffer; counts the new ones as transferred.
-pub(crate) async fn receive_chunk(engine: &Engine, ts: &mut TransferSession, records: &[crate::buffer::BufferRecord]) -> Result<()> {
+pub(crate) async fn receive_chunk(
+    engine: &Engine,
+    ts: &mut TransferSession,
+    records: &[crate::buffer::BufferRecord],
+) -> Result<()> {
     use sea_orm::TransactionTrait;
     crate::buffer::validate(records, &ts.id, &ts.filter, engine.profile())?;
-    let txn = engine.db().begin().await.map_err(|e| engine.db_error("starting a transaction", e))?;
+    let txn = engine.db().begin().await.context(|| "starting a transaction".into())?;
     let added = crate::buffer::stage(&txn, &ts.id, engine.profile().name(), records).await?;
-    txn.commit().await.map_err(|e| engine.db_error("committing received records", e))?;
+    txn.commit().await.context(|| "committing received records".into())?;
     ts.records_transferred += added;
     Ok(())
 }

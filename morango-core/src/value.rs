@@ -105,7 +105,9 @@ fn json_to_i64(value: &Value) -> Result<i64, String> {
     }
     match n.as_f64() {
         // i64's range is [-2^63, 2^63) exactly.
-        Some(f) if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => Ok(f as i64),
+        Some(f) if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => {
+            Ok(f as i64)
+        }
         _ => Err(format!("expected an integer, got {n}")),
     }
 }
@@ -258,9 +260,9 @@ impl MorangoValue for NaiveDate {
         let mut cursor = Cursor::new(text);
         let date = cursor.date();
         match date {
-            Some(parts) if cursor.at_end() => {
-                parts.to_date().ok_or_else(|| format!("“{text}” has the correct format (YYYY-MM-DD) but it is an invalid date"))
-            }
+            Some(parts) if cursor.at_end() => parts
+                .to_date()
+                .ok_or_else(|| format!("“{text}” has the correct format (YYYY-MM-DD) but it is an invalid date")),
             _ => Err(format!("“{text}” has an invalid date format; it must be in YYYY-MM-DD format")),
         }
     }
@@ -275,9 +277,9 @@ impl MorangoValue for NaiveTime {
         let text = json_str(value, "a time string")?;
         let mut cursor = Cursor::new(text);
         match cursor.time() {
-            Some(parts) if cursor.at_end() => parts
-                .to_time()
-                .ok_or_else(|| format!("“{text}” has the correct format (HH:MM[:ss[.uuuuuu]]) but it is an invalid time")),
+            Some(parts) if cursor.at_end() => parts.to_time().ok_or_else(|| {
+                format!("“{text}” has the correct format (HH:MM[:ss[.uuuuuu]]) but it is an invalid time")
+            }),
             _ => Err(format!("“{text}” has an invalid format; it must be in HH:MM[:ss[.uuuuuu]] format")),
         }
     }
@@ -288,11 +290,11 @@ impl MorangoValue for NaiveTime {
 
 /// Parses a datetime the way Django's `DateTimeField.to_python` does for a string, with UTC as default zone.
 fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
-    let invalid_format = || {
-        format!("“{text}” has an invalid format; it must be in YYYY-MM-DD HH:MM[:ss[.uuuuuu]][TZ] format")
+    let invalid_format =
+        || format!("“{text}” has an invalid format; it must be in YYYY-MM-DD HH:MM[:ss[.uuuuuu]][TZ] format");
+    let invalid_value = || {
+        format!("“{text}” has the correct format (YYYY-MM-DD HH:MM[:ss[.uuuuuu]][TZ]) but it is an invalid date/time")
     };
-    let invalid_value =
-        || format!("“{text}” has the correct format (YYYY-MM-DD HH:MM[:ss[.uuuuuu]][TZ]) but it is an invalid date/time");
 
     let mut cursor = Cursor::new(text);
     let date = cursor.date().ok_or_else(invalid_format)?;

@@ -15,9 +15,7 @@ use morango_core::fsic::{
     check_partitions_within, diff_v1, diff_v2, dmc_updates_v1, dmc_updates_v2, expand_for_use,
     remove_redundant_instance_counters,
 };
-use morango_core::ids::{
-    instance_id, is_valid_id, model_uuid_matches, random_id, record_id, salted_hash, sha2_uuid,
-};
+use morango_core::ids::{instance_id, is_valid_id, model_uuid_matches, random_id, record_id, salted_hash, sha2_uuid};
 use morango_core::json::{dumps, float_repr};
 use morango_core::{IdError, MorangoValue, TemplateValue};
 use serde_json::{Map, Value};
@@ -92,7 +90,12 @@ fn record_ids_hash_the_template_as_written_and_substitute_the_id() {
             }
             Value::String(source_id) => {
                 let (id, partition) = record_id(template, source_id, model_name).unwrap();
-                assert_eq!((id.as_str(), partition.as_str()), (text(case, "id"), text(case, "partition")), "{}", name(case));
+                assert_eq!(
+                    (id.as_str(), partition.as_str()),
+                    (text(case, "id"), text(case, "partition")),
+                    "{}",
+                    name(case)
+                );
                 computed += 1;
             }
             other => panic!("unexpected source id {other}"),
@@ -134,7 +137,10 @@ fn salted_hashes_and_instance_ids_match_morangos_derivation() {
 
 #[test]
 fn valid_ids_are_exactly_32_lowercase_hex_characters() {
-    let ids = cases("record_ids").iter().filter_map(|c| c.get("id")).chain(at("meta/instance_aliases").as_object().unwrap().values());
+    let ids = cases("record_ids")
+        .iter()
+        .filter_map(|c| c.get("id"))
+        .chain(at("meta/instance_aliases").as_object().unwrap().values());
     for id in ids {
         let id = id.as_str().unwrap();
         assert!(is_valid_id(id), "{id}");
@@ -214,7 +220,8 @@ fn float_repr_matches_python_repr() {
         .filter(|f| f["python_type"] == "float")
         .map(|f| text(f, "python_repr"))
         .collect();
-    reprs.extend(records.iter().filter_map(|r| r["assigned_python_values"].get("f_float")).map(|v| v.as_str().unwrap()));
+    reprs
+        .extend(records.iter().filter_map(|r| r["assigned_python_values"].get("f_float")).map(|v| v.as_str().unwrap()));
     assert!(reprs.contains(&"1e+16") && reprs.contains(&"-0.0"));
     for repr in reprs {
         assert_eq!(float_repr(repr.parse().unwrap()), repr);
@@ -362,7 +369,9 @@ fn written_field_values_read_back_to_the_same_json() {
             let value: Value = serde_json::from_str(expected).unwrap();
             let null = value.is_null();
             let results = match (text(field, "django_field"), text(field, "python_type")) {
-                (_, "NoneType") => vec![round_trip::<Option<String>>(&value), round_trip::<Option<DateTime<Utc>>>(&value)],
+                (_, "NoneType") => {
+                    vec![round_trip::<Option<String>>(&value), round_trip::<Option<DateTime<Utc>>>(&value)]
+                }
                 ("JSONField", _) => vec![round_trip::<Value>(&value)],
                 (_, "str") | (_, "Decimal") => vec![round_trip::<String>(&value)],
                 ("IntegerField", _) => vec![round_trip::<i32>(&value), round_trip::<i64>(&value)],
@@ -649,12 +658,17 @@ fn a_scope_is_a_subset_when_its_read_and_write_filters_are() {
         let python = case["a_is_subset_of_b"] == true;
         // The reference model reproduces Python on Python's filters...
         let python_filters = |s: &Value, k: &str| strings(&s[k]);
-        let model_on_python = spec_subset(&python_filters(&case["a"], "read_filter"), &python_filters(&case["b"], "read_filter"))
-            && spec_subset(&python_filters(&case["a"], "write_filter"), &python_filters(&case["b"], "write_filter"));
+        let model_on_python =
+            spec_subset(&python_filters(&case["a"], "read_filter"), &python_filters(&case["b"], "read_filter"))
+                && spec_subset(
+                    &python_filters(&case["a"], "write_filter"),
+                    &python_filters(&case["b"], "write_filter"),
+                );
         assert_eq!(model_on_python, python, "{case}");
         // ...and on our (W10) filters gives our answer. With W10 a read-only scope writes nothing, so it is a
         // subset of full-facility, and full-facility is no longer a subset of read-only (Python says the opposite).
-        let model_on_ours = spec_subset(a.read.prefixes(), b.read.prefixes()) && spec_subset(a.write.prefixes(), b.write.prefixes());
+        let model_on_ours =
+            spec_subset(a.read.prefixes(), b.read.prefixes()) && spec_subset(a.write.prefixes(), b.write.prefixes());
         assert_eq!(a.is_subset_of(&b), model_on_ours, "{case}");
         differing += usize::from(model_on_ours != python);
         assert_eq!(a == b, case["equal"] == true, "{case}");
@@ -804,7 +818,9 @@ fn v1_without_like_quirks(python: FsicV1, rows: &[DmcRow], filter: &Filter) -> F
     python
         .into_iter()
         .filter(|(instance, _)| {
-            rows.iter().any(|r| &r.instance_id == instance && filter.prefixes().iter().any(|f| f.starts_with(r.partition.as_str())))
+            rows.iter().any(|r| {
+                &r.instance_id == instance && filter.prefixes().iter().any(|f| f.starts_with(r.partition.as_str()))
+            })
         })
         .collect()
 }
@@ -823,7 +839,13 @@ fn fsic_v1_takes_the_max_for_producers_and_the_common_min_for_receivers() {
                 assert_ne!(restricted, python);
                 python = restricted;
             }
-            assert_eq!(calculate_v1(&rows, &filter, producer), python, "{} {} {role}", text(case, "state"), text(case, "filter"));
+            assert_eq!(
+                calculate_v1(&rows, &filter, producer),
+                python,
+                "{} {} {role}",
+                text(case, "state"),
+                text(case, "filter")
+            );
         }
     }
 }
@@ -866,7 +888,8 @@ fn dmc_updates_after_a_receive_never_lower_a_counter() {
         let python_after = dmc_rows(&case["dmc_after"]);
         let fixed = apply_only_if_higher(&before, &python_after);
         assert_eq!(ours, fixed, "{}", name(case));
-        lowered_by_python += python_after.iter().filter(|r| fixed[&(r.partition.clone(), r.instance_id.clone())] > r.counter).count();
+        lowered_by_python +=
+            python_after.iter().filter(|r| fixed[&(r.partition.clone(), r.instance_id.clone())] > r.counter).count();
     }
     assert!(lowered_by_python > 0, "the vectors show Python lowering counters");
 }

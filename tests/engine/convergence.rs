@@ -18,13 +18,33 @@ const USERNAMES: [&str; 4] = ["ada", "bob", "cy", "dee"];
 #[derive(Debug, Clone)]
 enum Op {
     /// Creates a learner (the same username on two peers is the same record: a concurrent creation).
-    Create { peer: usize, user: usize },
-    Edit { peer: usize, user: usize, name: u8 },
-    Delete { peer: usize, user: usize },
-    HardDelete { peer: usize, user: usize },
-    Log { peer: usize, user: usize },
+    Create {
+        peer: usize,
+        user: usize,
+    },
+    Edit {
+        peer: usize,
+        user: usize,
+        name: u8,
+    },
+    Delete {
+        peer: usize,
+        user: usize,
+    },
+    HardDelete {
+        peer: usize,
+        user: usize,
+    },
+    Log {
+        peer: usize,
+        user: usize,
+    },
     /// `client` syncs with `server`, either everything or one learner's partitions.
-    Sync { client: usize, server: usize, single_user: Option<usize> },
+    Sync {
+        client: usize,
+        server: usize,
+        single_user: Option<usize>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -167,7 +187,10 @@ async fn compare(peers: &[Peer; 3]) -> Result<(), String> {
             return Err(format!("store of peer {i} differs from peer 0:\n{:#?}\nvs\n{:#?}", stores[i], stores[0]));
         }
         if apps[i] != apps[0] {
-            return Err(format!("application tables of peer {i} differ from peer 0:\n{:?}\nvs\n{:?}", apps[i], apps[0]));
+            return Err(format!(
+                "application tables of peer {i} differ from peer 0:\n{:?}\nvs\n{:?}",
+                apps[i], apps[0]
+            ));
         }
     }
     Ok(())

@@ -38,7 +38,12 @@ pub async fn log(db: &DatabaseConnection, learner: &learner::Model, content: &st
     .expect("insert log")
 }
 
-pub async fn group(db: &DatabaseConnection, facility: &facility::Model, name: &str, parent: Option<&group::Model>) -> group::Model {
+pub async fn group(
+    db: &DatabaseConnection,
+    facility: &facility::Model,
+    name: &str,
+    parent: Option<&group::Model>,
+) -> group::Model {
     group::ActiveModel {
         facility_id: Set(facility.id.clone()),
         name: Set(name.into()),

@@ -5,7 +5,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, 
 
 use crate::fixtures::{self, find_learner, rename_learner};
 use crate::on_both_backends;
-use crate::schema::{self, group, learner, log, note, v2, Tables};
+use crate::schema::{self, Tables, group, learner, log, note, v2};
 use crate::support::{Backend, Peer};
 
 on_both_backends!(
@@ -38,10 +38,13 @@ async fn fast_forward_edits_apply_without_conflict(backend: Backend) {
 
     b.sync_all(&a).await;
     assert_eq!(find_learner(b.db(), &learner.id).await.unwrap().full_name, "Ada v2");
-    assert_eq!(b.store(&learner.id).await, a.store(&learner.id).await.map(|mut row| {
-        row.dirty_bit = false;
-        row
-    }));
+    assert_eq!(
+        b.store(&learner.id).await,
+        a.store(&learner.id).await.map(|mut row| {
+            row.dirty_bit = false;
+            row
+        })
+    );
 
     rename_learner(b.db(), &learner.id, "Ada v3").await;
     a.sync_all(&b).await;
@@ -73,7 +76,10 @@ async fn concurrent_edits_keep_the_first_receivers_version_and_record_the_other(
         assert!(row.conflicting_serialized_data.contains("edited on A"), "the losing version is recorded");
         assert!(row.conflicting_serialized_data.ends_with('\n'));
     }
-    assert_eq!(a.store(&learner.id).await.unwrap().converged_view(), b.store(&learner.id).await.unwrap().converged_view());
+    assert_eq!(
+        a.store(&learner.id).await.unwrap().converged_view(),
+        b.store(&learner.id).await.unwrap().converged_view()
+    );
     a.finish().await;
     b.finish().await;
 }
@@ -85,7 +91,8 @@ async fn conflict_hook_merges_concurrent_edits(backend: Backend) {
     b.sync_all(&a).await;
 
     for (peer, text) in [(&a, "from A"), (&b, "from B")] {
-        let mut active = note::Entity::find_by_id(note.id.clone()).one(peer.db()).await.unwrap().unwrap().into_active_model();
+        let mut active =
+            note::Entity::find_by_id(note.id.clone()).one(peer.db()).await.unwrap().unwrap().into_active_model();
         active.text = Set(text.into());
         active.update(peer.db()).await.unwrap();
     }
@@ -181,7 +188,8 @@ async fn single_user_filter_syncs_only_that_learners_partitions(backend: Backend
     fixtures::note(server.db(), &facility, "staff only").await;
 
     let f = &facility.id;
-    let single_user = Filter::new([format!("{f}:allusers-ro"), format!("{f}:user-ro:{}", ada.id), format!("{f}:user-rw:{}", ada.id)]);
+    let single_user =
+        Filter::new([format!("{f}:allusers-ro"), format!("{f}:user-ro:{}", ada.id), format!("{f}:user-rw:{}", ada.id)]);
     tablet.sync(&server, &single_user).await;
 
     assert!(find_learner(tablet.db(), &ada.id).await.is_some());
@@ -205,7 +213,8 @@ async fn single_user_filter_syncs_only_that_learners_partitions(backend: Backend
 }
 
 async fn relay_through_a_middle_peer_reaches_the_last_one_with_subset_filters(backend: Backend) {
-    let (a, b, c, d) = (Peer::new(backend).await, Peer::new(backend).await, Peer::new(backend).await, Peer::new(backend).await);
+    let (a, b, c, d) =
+        (Peer::new(backend).await, Peer::new(backend).await, Peer::new(backend).await, Peer::new(backend).await);
     let facility = fixtures::facility(a.db(), "Riverside").await;
     let ada = fixtures::learner(a.db(), &facility, "ada").await;
     let bob = fixtures::learner(a.db(), &facility, "bob").await;
@@ -219,12 +228,14 @@ async fn relay_through_a_middle_peer_reaches_the_last_one_with_subset_filters(ba
     // D knows nothing; syncing it with B must not lower what B knows (Python's W4 lowered it).
     d.sync(&b, &Filter::new([format!("{f}:allusers-ro")])).await;
 
-    let ada_only = Filter::new([format!("{f}:allusers-ro"), format!("{f}:user-ro:{}", ada.id), format!("{f}:user-rw:{}", ada.id)]);
+    let ada_only =
+        Filter::new([format!("{f}:allusers-ro"), format!("{f}:user-ro:{}", ada.id), format!("{f}:user-rw:{}", ada.id)]);
     c.sync(&b, &ada_only).await;
     c.sync(&b, &Filter::new([format!("{f}:user-ro:{}", bob.id), format!("{f}:user-rw:{}", bob.id)])).await;
     c.sync(&b, &whole).await;
 
-    let converged = |rows: Vec<crate::support::StoreRow>| rows.into_iter().map(|r| r.converged_view()).collect::<Vec<_>>();
+    let converged =
+        |rows: Vec<crate::support::StoreRow>| rows.into_iter().map(|r| r.converged_view()).collect::<Vec<_>>();
     assert_eq!(converged(c.store_snapshot().await), converged(a.store_snapshot().await), "every record reached C");
     assert_eq!(log::Entity::find().count(c.db()).await.unwrap(), 10);
     assert_eq!(learner::Entity::find().count(c.db()).await.unwrap(), 2);

@@ -9,7 +9,12 @@ pub mod facility {
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
     #[sea_orm(table_name = "facility")]
-    #[morango(profile = "facilitydata", model_name = "facility", partition = "${id}:allusers-ro", source_id = "${name}")]
+    #[morango(
+        profile = "facilitydata",
+        model_name = "facility",
+        partition = "${id}:allusers-ro",
+        source_id = "${name}"
+    )]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
@@ -29,8 +34,12 @@ pub mod learner {
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
     #[sea_orm(table_name = "learner")]
-    #[morango(profile = "facilitydata", model_name = "learner", partition = "${facility_id}:user-ro:${id}",
-              source_id = "${facility_id}:${username}")]
+    #[morango(
+        profile = "facilitydata",
+        model_name = "learner",
+        partition = "${facility_id}:user-ro:${id}",
+        source_id = "${facility_id}:${username}"
+    )]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
@@ -51,7 +60,12 @@ pub mod learner {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
     pub enum Relation {
-        #[sea_orm(belongs_to = "super::facility::Entity", from = "Column::FacilityId", to = "super::facility::Column::Id", on_delete = "Cascade")]
+        #[sea_orm(
+            belongs_to = "super::facility::Entity",
+            from = "Column::FacilityId",
+            to = "super::facility::Column::Id",
+            on_delete = "Cascade"
+        )]
         Facility,
     }
 }
@@ -78,9 +92,19 @@ pub mod log {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
     pub enum Relation {
-        #[sea_orm(belongs_to = "super::facility::Entity", from = "Column::FacilityId", to = "super::facility::Column::Id", on_delete = "Cascade")]
+        #[sea_orm(
+            belongs_to = "super::facility::Entity",
+            from = "Column::FacilityId",
+            to = "super::facility::Column::Id",
+            on_delete = "Cascade"
+        )]
         Facility,
-        #[sea_orm(belongs_to = "super::learner::Entity", from = "Column::LearnerId", to = "super::learner::Column::Id", on_delete = "Cascade")]
+        #[sea_orm(
+            belongs_to = "super::learner::Entity",
+            from = "Column::LearnerId",
+            to = "super::learner::Column::Id",
+            on_delete = "Cascade"
+        )]
         Learner,
     }
 }
@@ -91,7 +115,12 @@ pub mod group {
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
     #[sea_orm(table_name = "learnergroup")]
-    #[morango(profile = "facilitydata", model_name = "learnergroup", partition = "${facility_id}", source_id = "${facility_id}:${name}")]
+    #[morango(
+        profile = "facilitydata",
+        model_name = "learnergroup",
+        partition = "${facility_id}",
+        source_id = "${facility_id}:${name}"
+    )]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
@@ -105,7 +134,12 @@ pub mod group {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
     pub enum Relation {
-        #[sea_orm(belongs_to = "super::facility::Entity", from = "Column::FacilityId", to = "super::facility::Column::Id", on_delete = "Cascade")]
+        #[sea_orm(
+            belongs_to = "super::facility::Entity",
+            from = "Column::FacilityId",
+            to = "super::facility::Column::Id",
+            on_delete = "Cascade"
+        )]
         Facility,
         #[sea_orm(belongs_to = "Entity", from = "Column::ParentId", to = "Column::Id", on_delete = "Cascade")]
         Parent,
@@ -139,7 +173,12 @@ pub mod note {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
     pub enum Relation {
-        #[sea_orm(belongs_to = "super::facility::Entity", from = "Column::FacilityId", to = "super::facility::Column::Id", on_delete = "Cascade")]
+        #[sea_orm(
+            belongs_to = "super::facility::Entity",
+            from = "Column::FacilityId",
+            to = "super::facility::Column::Id",
+            on_delete = "Cascade"
+        )]
         Facility,
     }
 }
@@ -154,8 +193,12 @@ pub mod v2 {
 
         #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
         #[sea_orm(table_name = "learner")]
-        #[morango(profile = "facilitydata", model_name = "learner", partition = "${facility_id}:user-ro:${id}",
-                  source_id = "${facility_id}:${username}")]
+        #[morango(
+            profile = "facilitydata",
+            model_name = "learner",
+            partition = "${facility_id}:user-ro:${id}",
+            source_id = "${facility_id}:${username}"
+        )]
         pub struct Model {
             #[sea_orm(primary_key, auto_increment = false)]
             pub id: String,
@@ -174,7 +217,12 @@ pub mod v2 {
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
         pub enum Relation {
-            #[sea_orm(belongs_to = "crate::schema::facility::Entity", from = "Column::FacilityId", to = "crate::schema::facility::Column::Id", on_delete = "Cascade")]
+            #[sea_orm(
+                belongs_to = "crate::schema::facility::Entity",
+                from = "Column::FacilityId",
+                to = "crate::schema::facility::Column::Id",
+                on_delete = "Cascade"
+            )]
             Facility,
         }
     }

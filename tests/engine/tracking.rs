@@ -38,7 +38,11 @@ async fn bulk_updates_and_deletes_are_synced(backend: Backend) {
     assert!(!find_learner(b.db(), &bob.id).await.unwrap().active);
     assert!(find_learner(b.db(), &cy.id).await.is_none());
 
-    learner::Entity::delete_many().filter(learner::Column::FacilityId.eq(facility.id.clone())).exec(b.db()).await.unwrap();
+    learner::Entity::delete_many()
+        .filter(learner::Column::FacilityId.eq(facility.id.clone()))
+        .exec(b.db())
+        .await
+        .unwrap();
     a.sync_all(&b).await;
     assert_eq!(learner::Entity::find().count(a.db()).await.unwrap(), 0);
     a.finish().await;
@@ -63,8 +67,12 @@ async fn insert_many_through_morango_assigns_ids_and_syncs(backend: Backend) {
     morango::insert_many::<learner::Entity, _>(a.db(), models).await.unwrap();
     b.sync_all(&a).await;
 
-    let (expected_id, _) =
-        morango::ids::record_id(&format!("{}:user-ro:${{id}}", facility.id), &format!("{}:ada", facility.id), "learner").unwrap();
+    let (expected_id, _) = morango::ids::record_id(
+        &format!("{}:user-ro:${{id}}", facility.id),
+        &format!("{}:ada", facility.id),
+        "learner",
+    )
+    .unwrap();
     assert!(find_learner(b.db(), &expected_id).await.is_some(), "ids follow Morango's formula");
     assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 2);
     a.finish().await;
@@ -83,9 +91,12 @@ async fn raw_sql_updates_deletes_and_inserts_are_synced(backend: Backend) {
         let sql = if a.backend() == sea_orm::DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
         Statement::from_sql_and_values(a.backend(), sql, values)
     };
-    db.execute_raw(raw("UPDATE learner SET full_name = $1 WHERE id = $2", vec!["Ada (raw)".into(), ada.id.clone().into()]))
-        .await
-        .unwrap();
+    db.execute_raw(raw(
+        "UPDATE learner SET full_name = $1 WHERE id = $2",
+        vec!["Ada (raw)".into(), ada.id.clone().into()],
+    ))
+    .await
+    .unwrap();
     db.execute_raw(raw("DELETE FROM learner WHERE id = $1", vec![bob.id.clone().into()])).await.unwrap();
     // A raw INSERT must compute the record id and the bookkeeping columns itself.
     let template = format!("{}:user-ro:${{id}}", facility.id);

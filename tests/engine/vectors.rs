@@ -27,7 +27,10 @@ impl Sql<'_> {
     async fn run(&self, sql: &str, values: Vec<Value>) {
         let backend = self.db.get_database_backend();
         let sql = if backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
-        self.db.execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values)).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.db
+            .execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
@@ -56,12 +59,19 @@ async fn merges_match_python_morango(backend: Backend) {
         )
         .await;
         let engine = Engine::builder(db.clone(), &schema::FACILITY_DATA)
-            .identity(derivation["MORANGO_SYSTEM_ID"].as_str().unwrap(), derivation["MORANGO_NODE_ID"].as_str().unwrap())
+            .identity(
+                derivation["MORANGO_SYSTEM_ID"].as_str().unwrap(),
+                derivation["MORANGO_NODE_ID"].as_str().unwrap(),
+            )
             .open()
             .await
             .unwrap();
         assert_eq!(engine.instance().id, case["local_instance_id"].as_str().unwrap(), "{name}: instance id derivation");
-        sql.run("UPDATE morango_instanceidmodel SET counter = $1", vec![case["local_counter_before"].as_i64().unwrap().into()]).await;
+        sql.run(
+            "UPDATE morango_instanceidmodel SET counter = $1",
+            vec![case["local_counter_before"].as_i64().unwrap().into()],
+        )
+        .await;
 
         let store = &case["store_before"];
         if !store.is_null() {
@@ -139,14 +149,23 @@ async fn merges_match_python_morango(backend: Backend) {
             sql.run(
                 "INSERT INTO morango_recordmaxcounterbuffer (transfer_session_id, model_uuid, instance_id, counter) \
                  VALUES ($1, $2, $3, $4)",
-                vec![transfer.into(), s(&buffer["model_uuid"]), instance.clone().into(), counter.as_i64().unwrap().into()],
+                vec![
+                    transfer.into(),
+                    s(&buffer["model_uuid"]),
+                    instance.clone().into(),
+                    counter.as_i64().unwrap().into(),
+                ],
             )
             .await;
         }
 
-        server::proceed_to(&engine, transfer, &StageRequest { stage: Some(TransferStage::Dequeuing), ..Default::default() })
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        server::proceed_to(
+            &engine,
+            transfer,
+            &StageRequest { stage: Some(TransferStage::Dequeuing), ..Default::default() },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
 
         let after = &case["store_after"];
         let backend_sql = |sql: &str| if backend == Backend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
@@ -159,7 +178,16 @@ async fn merges_match_python_morango(backend: Backend) {
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{name}: store row missing"));
-        for column in ["serialized", "conflicting_serialized_data", "last_saved_instance", "partition", "source_id", "model_name", "profile", "_self_ref_fk"] {
+        for column in [
+            "serialized",
+            "conflicting_serialized_data",
+            "last_saved_instance",
+            "partition",
+            "source_id",
+            "model_name",
+            "profile",
+            "_self_ref_fk",
+        ] {
             let got: String = row.try_get("", column).unwrap();
             assert_eq!(got, after[column].as_str().unwrap(), "{name}: {column}");
         }
@@ -170,7 +198,11 @@ async fn merges_match_python_morango(backend: Backend) {
         let counter: i64 = row.try_get("", "last_saved_counter").unwrap();
         assert_eq!(counter, after["last_saved_counter"].as_i64().unwrap(), "{name}: last_saved_counter");
         let last_transfer: Option<String> = row.try_get("", "last_transfer_session_id").unwrap();
-        assert_eq!(last_transfer.as_deref(), after["last_transfer_session_id"].as_str(), "{name}: last_transfer_session_id");
+        assert_eq!(
+            last_transfer.as_deref(),
+            after["last_transfer_session_id"].as_str(),
+            "{name}: last_transfer_session_id"
+        );
 
         let rmcs = db
             .query_all_raw(Statement::from_sql_and_values(

@@ -76,7 +76,8 @@ impl TestDb {
                     .expect("PostgreSQL must be running (see README: Tests)");
                 admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
                 admin.close().await.ok();
-                let db = Database::connect(options(format!("{}/{name}", postgres_base()))).await.expect("open PostgreSQL");
+                let db =
+                    Database::connect(options(format!("{}/{name}", postgres_base()))).await.expect("open PostgreSQL");
                 TestDb { db, backend, name, _dir: None }
             }
         }
@@ -117,7 +118,8 @@ impl Peer {
         let test_db = TestDb::new(backend).await;
         morango::migration::migrate(&test_db.db).await.expect("Morango migrations");
         schema::create_tables(&test_db.db, tables).await.expect("application tables");
-        let engine = Engine::builder(test_db.db.clone(), profile).chunk_size(chunk_size).open().await.expect("open engine");
+        let engine =
+            Engine::builder(test_db.db.clone(), profile).chunk_size(chunk_size).open().await.expect("open engine");
         Peer { engine, test_db: Some(test_db) }
     }
 
@@ -156,7 +158,8 @@ impl Peer {
             None => ("SELECT * FROM morango_store ORDER BY id", vec![]),
         };
         let sql = if self.backend() == DbBackend::Sqlite { sql.replace("$1", "?") } else { sql.to_owned() };
-        let rows = self.db().query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values)).await.expect("store");
+        let rows =
+            self.db().query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values)).await.expect("store");
         rows.iter()
             .map(|r| StoreRow {
                 id: r.try_get("", "id").unwrap(),
@@ -184,7 +187,8 @@ impl Peer {
 
     /// The instance counter now.
     pub async fn counter(&self) -> i64 {
-        let stmt = Statement::from_string(self.backend(), "SELECT counter FROM morango_instanceidmodel WHERE current = true");
+        let stmt =
+            Statement::from_string(self.backend(), "SELECT counter FROM morango_instanceidmodel WHERE current = true");
         let row = self.db().query_one_raw(stmt).await.expect("counter").expect("instance row");
         row.try_get("", "counter").unwrap()
     }
