@@ -2,9 +2,17 @@
 //! doing its own part of each stage first, then asking the peer for its part (spec §9.3–§10).
 //!
 //! The current stage is data: it is written to the client's transfer-session row at every transition, and
-//! every transition emits a [`SyncEvent`]. There are no sleeps between stages.
+//! every transition emits a [`SyncEvent`]. A transfer that was interrupted continues from its stored stage the
+//! next time the same sync session pulls or pushes in that direction. There are no sleeps between stages.
+//!
+//! Two flows, chosen by the negotiated capabilities: with `ASYNC_OPERATIONS` the client moves the server through
+//! every stage with a `PATCH`; without it (the legacy flow) the server runs everything up to queuing when the
+//! transfer is created and the rest when it is closed. In the legacy flow this client computes its FSIC before
+//! creating the transfer and sends it along, so a legacy server queues only what the client lacks (Python's
+//! client sends `"{}"` there and is re-sent everything, spec §15 W9).
 
 use crate::buffer;
+use crate::capabilities::{self, Capabilities};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::{Progress, SyncEvent};
@@ -25,14 +33,14 @@ pub struct SyncOptions {
     pub pull: bool,
     /// Send this database's changes.
     pub push: bool,
-    /// Exchange FSICs in the v2 format (false: the legacy v1 format).
-    pub fsic_v2: bool,
+    /// The capabilities to use with the peer (intersected with what the peer advertises, where it does).
+    pub capabilities: Capabilities,
 }
 
 impl SyncOptions {
-    /// Pull, then push, the partitions under `filter`, with FSIC v2.
+    /// Pull, then push, the partitions under `filter`, with every capability.
     pub fn new(filter: Filter) -> Self {
-        SyncOptions { filter, pull: true, push: true, fsic_v2: true }
+        SyncOptions { filter, pull: true, push: true, capabilities: Capabilities::all() }
     }
 
     /// Only receive.
@@ -49,7 +57,13 @@ impl SyncOptions {
 
     /// Use the legacy v1 FSIC format.
     pub fn with_fsic_v1(mut self) -> Self {
-        self.fsic_v2 = false;
+        self.capabilities = self.capabilities.without(capabilities::FSIC_V2_FORMAT);
+        self
+    }
+
+    /// Use the legacy flow (no `ASYNC_OPERATIONS`).
+    pub fn with_legacy_flow(mut self) -> Self {
+        self.capabilities = self.capabilities.without(capabilities::ASYNC_OPERATIONS);
         self
     }
 }
@@ -78,8 +92,8 @@ pub struct SyncReport {
 
 /// Syncs `client` with `server` in this process: pull, then push (Kolibri's order).
 pub async fn sync_local(client: &Engine, server: &Engine, options: &SyncOptions) -> Result<SyncReport> {
-    let peer = LocalPeer::new(server);
-    let session = SyncClient::connect(client, &peer, options.fsic_v2).await?;
+    let peer = LocalPeer::with_capabilities(server, options.capabilities.clone());
+    let session = SyncClient::connect(client, &peer, options.capabilities.clone()).await?;
     let result = session.sync(options).await;
     let closed = session.close().await;
     let report = result?;
@@ -92,12 +106,12 @@ pub struct SyncClient<'a> {
     engine: &'a Engine,
     peer: &'a dyn Peer,
     sync_session_id: String,
-    fsic_v2: bool,
+    capabilities: Capabilities,
 }
 
 impl<'a> SyncClient<'a> {
-    /// Opens a sync session with `peer` (both sides record it).
-    pub async fn connect(engine: &'a Engine, peer: &'a dyn Peer, fsic_v2: bool) -> Result<SyncClient<'a>> {
+    /// Opens a sync session with `peer` (both sides record it). `capabilities` are the effective ones.
+    pub async fn connect(engine: &'a Engine, peer: &'a dyn Peer, capabilities: Capabilities) -> Result<SyncClient<'a>> {
         let id = ids::random_id();
         let client_instance_json = engine.instance().to_json(&Default::default());
         let server_instance_json = peer.open_sync_session(&id, &client_instance_json).await?;
@@ -114,7 +128,12 @@ impl<'a> SyncClient<'a> {
             },
         )
         .await?;
-        Ok(SyncClient { engine, peer, sync_session_id: id, fsic_v2 })
+        Ok(SyncClient::attach(engine, peer, id, capabilities))
+    }
+
+    /// Uses a sync session that is already open on both sides (after a network handshake, or to resume).
+    pub fn attach(engine: &'a Engine, peer: &'a dyn Peer, sync_session_id: String, capabilities: Capabilities) -> Self {
+        SyncClient { engine, peer, sync_session_id, capabilities }
     }
 
     /// The sync session id.
@@ -134,12 +153,12 @@ impl<'a> SyncClient<'a> {
         Ok(report)
     }
 
-    /// Receives the peer's records under `filter`.
+    /// Receives the peer's records under `filter` (continuing an interrupted pull of this session).
     pub async fn pull(&self, filter: &Filter) -> Result<TransferReport> {
         self.transfer(filter, false).await
     }
 
-    /// Sends this database's records under `filter`.
+    /// Sends this database's records under `filter` (continuing an interrupted push of this session).
     pub async fn push(&self, filter: &Filter) -> Result<TransferReport> {
         self.transfer(filter, true).await
     }
@@ -151,39 +170,37 @@ impl<'a> SyncClient<'a> {
         remote
     }
 
+    fn async_flow(&self) -> bool {
+        self.capabilities.has(capabilities::ASYNC_OPERATIONS)
+    }
+
     async fn transfer(&self, filter: &Filter, push: bool) -> Result<TransferReport> {
-        let request = TransferRequest {
-            id: ids::random_id(),
-            sync_session_id: self.sync_session_id.clone(),
-            filter: filter.clone(),
-            push,
-            client_fsic: "{}".into(),
-            fsic_v2: self.fsic_v2,
-        };
-        self.emit(&request.id, push, TransferStage::Initializing, Progress::Started);
-        let remote = self.peer.create_transfer_session(&request).await?;
-        let mut ts = match session::transfer_session(self.engine.db(), &remote.id).await? {
-            Some(existing) => existing,
-            None => {
-                let ts = TransferSession {
-                    id: remote.id.clone(),
-                    sync_session_id: self.sync_session_id.clone(),
-                    filter: filter.clone(),
-                    push,
-                    active: true,
-                    records_transferred: 0,
-                    records_total: None,
-                    client_fsic: "{}".into(),
-                    server_fsic: "{}".into(),
-                    fsic_v2: self.fsic_v2,
-                    stage: TransferStage::Initializing,
-                    status: TransferStatus::Completed,
-                };
-                session::create_transfer_session(self.engine.db(), &ts).await?;
+        if filter.is_empty() {
+            return Err(Error::Invalid("a sync needs at least one partition prefix in its filter".into()));
+        }
+        let mut ts = match session::active_transfer(self.engine.db(), &self.sync_session_id, push).await? {
+            // An interrupted transfer: continue where it stopped.
+            Some(mut ts) if ts.filter == *filter => {
+                if ts.status != TransferStatus::Completed {
+                    ts.status = TransferStatus::Pending;
+                }
                 ts
             }
+            _ => TransferSession {
+                id: ids::random_id(),
+                sync_session_id: self.sync_session_id.clone(),
+                filter: filter.clone(),
+                push,
+                active: true,
+                records_transferred: 0,
+                records_total: None,
+                client_fsic: "{}".into(),
+                server_fsic: "{}".into(),
+                fsic_v2: self.capabilities.has(capabilities::FSIC_V2_FORMAT),
+                stage: TransferStage::Initializing,
+                status: TransferStatus::Pending,
+            },
         };
-        self.emit(&ts.id, push, TransferStage::Initializing, Progress::Completed);
         match self.run(&mut ts).await {
             Ok(()) => Ok(TransferReport {
                 transfer_session_id: ts.id.clone(),
@@ -193,64 +210,125 @@ impl<'a> SyncClient<'a> {
             }),
             Err(error) => {
                 ts.status = TransferStatus::Errored;
-                session::save_transfer(self.engine.db(), &ts).await?;
+                if session::transfer_session(self.engine.db(), &ts.id).await?.is_some() {
+                    session::save_transfer(self.engine.db(), &ts).await?;
+                }
                 self.emit(&ts.id, push, ts.stage, Progress::Errored(error.to_string()));
                 Err(error)
             }
         }
     }
 
+    /// Runs every stage from the transfer's current one: local part, then the peer's part.
     async fn run(&self, ts: &mut TransferSession) -> Result<()> {
-        let engine = self.engine;
-        let peer = self.peer;
+        for stage in TransferStage::ALL {
+            if stage < ts.stage || (stage == ts.stage && ts.status == TransferStatus::Completed) {
+                continue;
+            }
+            ts.stage = stage;
+            ts.status = TransferStatus::Started;
+            self.emit(&ts.id, ts.push, stage, Progress::Started);
+            if stage != TransferStage::Initializing {
+                session::save_transfer(self.engine.db(), ts).await?;
+            }
+            match stage {
+                TransferStage::Initializing => self.initializing(ts).await?,
+                TransferStage::Serializing => self.serializing(ts).await?,
+                TransferStage::Queuing => self.queuing(ts).await?,
+                TransferStage::Transferring => {
+                    if ts.push {
+                        self.send(ts).await?
+                    } else {
+                        self.receive(ts).await?
+                    }
+                }
+                TransferStage::Dequeuing | TransferStage::Deserializing => self.merging(ts, stage).await?,
+                TransferStage::Cleanup => {
+                    transfer::cleanup(self.engine, ts).await?;
+                    self.peer.close_transfer_session(&ts.id).await?;
+                }
+            }
+            ts.status = TransferStatus::Completed;
+            session::save_transfer(self.engine.db(), ts).await?;
+            self.emit(&ts.id, ts.push, stage, Progress::Completed);
+        }
+        Ok(())
+    }
 
-        self.begin(ts, TransferStage::Serializing).await?;
-        transfer::serializing(engine, ts, false).await?;
-        let remote = peer
-            .update_transfer_session(
-                &ts.id,
-                &self.stage(TransferStage::Serializing, |r| r.client_fsic = Some(ts.client_fsic.clone())),
-            )
-            .await?;
+    /// Creates the transfer on the peer (again, when resuming: the peer answers with the active one) and here.
+    async fn initializing(&self, ts: &mut TransferSession) -> Result<()> {
+        let legacy = !self.async_flow();
+        if legacy && ts.client_fsic == "{}" {
+            transfer::serializing(self.engine, ts, false).await?;
+        }
+        let request = TransferRequest {
+            id: ts.id.clone(),
+            sync_session_id: ts.sync_session_id.clone(),
+            filter: ts.filter.clone(),
+            push: ts.push,
+            client_fsic: ts.client_fsic.clone(),
+            fsic_v2: ts.fsic_v2,
+        };
+        let remote = self.peer.create_transfer_session(&request).await?;
+        if legacy {
+            // The legacy server ran its stages up to queuing already.
+            ts.server_fsic = remote.server_fsic.clone();
+            if !ts.push {
+                ts.records_total = Some(remote.records_total.unwrap_or(0));
+            }
+        }
+        if remote.id != ts.id {
+            return Err(Error::Peer {
+                stage: TransferStage::Initializing.as_str(),
+                message: format!("the peer continued another transfer ({}) in this direction", remote.id),
+            });
+        }
+        if session::transfer_session(self.engine.db(), &ts.id).await?.is_none() {
+            session::create_transfer_session(self.engine.db(), ts).await?;
+        }
+        Ok(())
+    }
+
+    /// Serializes local changes under the filter and exchanges FSICs.
+    async fn serializing(&self, ts: &mut TransferSession) -> Result<()> {
+        if !self.async_flow() {
+            return Ok(()); // done before the legacy create
+        }
+        transfer::serializing(self.engine, ts, false).await?;
+        let fsic = ts.client_fsic.clone();
+        let remote = self.patch(ts, TransferStage::Serializing, |r| r.client_fsic = Some(fsic)).await?;
         ts.server_fsic = remote.server_fsic;
-        self.finish(ts).await?;
+        Ok(())
+    }
 
-        self.begin(ts, TransferStage::Queuing).await?;
-        transfer::queuing(engine, ts, false).await?;
-        let total = ts.records_total;
-        let remote = peer
-            .update_transfer_session(
-                &ts.id,
-                &self.stage(TransferStage::Queuing, |r| r.records_total = total.filter(|_| ts.push)),
-            )
-            .await?;
-        if !ts.push {
-            ts.records_total = Some(remote.records_total.unwrap_or(0));
+    /// The producer queues; the receiver learns how many records will come.
+    async fn queuing(&self, ts: &mut TransferSession) -> Result<()> {
+        transfer::queuing(self.engine, ts, false).await?;
+        let total = ts.records_total.filter(|_| ts.push);
+        if self.async_flow() {
+            let remote = self.patch(ts, TransferStage::Queuing, |r| r.records_total = total).await?;
+            if !ts.push {
+                ts.records_total = Some(remote.records_total.unwrap_or(0));
+            }
+        } else if ts.push {
+            self.peer
+                .update_transfer_session(&ts.id, &StageRequest { records_total: total, ..Default::default() })
+                .await?;
         }
-        self.finish(ts).await?;
+        Ok(())
+    }
 
-        self.begin(ts, TransferStage::Transferring).await?;
-        if ts.push {
-            self.send(ts).await?
+    /// Dequeuing and deserializing: the receiver's work, here on a pull, on the peer on a push.
+    async fn merging(&self, ts: &mut TransferSession, stage: TransferStage) -> Result<()> {
+        if stage == TransferStage::Dequeuing {
+            transfer::dequeuing(self.engine, ts, false).await?;
         } else {
-            self.receive(ts).await?
+            transfer::deserializing(self.engine, ts, false).await?;
         }
-        self.finish(ts).await?;
-
-        self.begin(ts, TransferStage::Dequeuing).await?;
-        transfer::dequeuing(engine, ts, false).await?;
-        peer.update_transfer_session(&ts.id, &self.stage(TransferStage::Dequeuing, |_| {})).await?;
-        self.finish(ts).await?;
-
-        self.begin(ts, TransferStage::Deserializing).await?;
-        transfer::deserializing(engine, ts, false).await?;
-        peer.update_transfer_session(&ts.id, &self.stage(TransferStage::Deserializing, |_| {})).await?;
-        self.finish(ts).await?;
-
-        self.begin(ts, TransferStage::Cleanup).await?;
-        transfer::cleanup(engine, ts).await?;
-        peer.close_transfer_session(&ts.id).await?;
-        self.finish(ts).await
+        if self.async_flow() {
+            self.patch(ts, stage, |_| {}).await?;
+        }
+        Ok(())
     }
 
     /// Pull: fetch pages until every queued record arrived, validating and staging each.
@@ -271,18 +349,8 @@ impl<'a> SyncClient<'a> {
                 session::save_transfer(self.engine.db(), ts).await?;
             }
             let done = ts.records_transferred;
-            self.peer
-                .update_transfer_session(
-                    &ts.id,
-                    &self.stage(TransferStage::Transferring, |r| r.records_transferred = Some(done)),
-                )
-                .await?;
-            self.emit(
-                &ts.id,
-                ts.push,
-                TransferStage::Transferring,
-                Progress::InProgress { done: done as u64, total: total as u64 },
-            );
+            self.patch(ts, TransferStage::Transferring, |r| r.records_transferred = Some(done)).await?;
+            self.progress(ts, total);
             if ts.records_transferred >= total {
                 return Ok(());
             }
@@ -293,8 +361,8 @@ impl<'a> SyncClient<'a> {
     async fn send(&self, ts: &mut TransferSession) -> Result<()> {
         let total = ts.records_total.unwrap_or(0);
         let chunk = self.engine.chunk_size() as i64;
-        if total == 0 {
-            self.peer.update_transfer_session(&ts.id, &self.stage(TransferStage::Transferring, |_| {})).await?;
+        if total == 0 && self.async_flow() {
+            self.patch(ts, TransferStage::Transferring, |_| {}).await?;
         }
         while ts.records_transferred < total {
             let page = buffer::read_page(self.engine.db(), &ts.id, ts.records_transferred, chunk).await?;
@@ -304,35 +372,25 @@ impl<'a> SyncClient<'a> {
             self.peer.push_buffers(&ts.id, &page).await?;
             ts.records_transferred = (ts.records_transferred + page.len() as i64).min(total);
             session::save_transfer(self.engine.db(), ts).await?;
-            self.emit(
-                &ts.id,
-                ts.push,
-                TransferStage::Transferring,
-                Progress::InProgress { done: ts.records_transferred as u64, total: total as u64 },
-            );
+            self.progress(ts, total);
         }
         Ok(())
     }
 
-    fn stage(&self, stage: TransferStage, fill: impl FnOnce(&mut StageRequest)) -> StageRequest {
+    async fn patch(
+        &self,
+        ts: &TransferSession,
+        stage: TransferStage,
+        fill: impl FnOnce(&mut StageRequest),
+    ) -> Result<TransferSession> {
         let mut request = StageRequest { stage: Some(stage), ..Default::default() };
         fill(&mut request);
-        request
+        self.peer.update_transfer_session(&ts.id, &request).await
     }
 
-    async fn begin(&self, ts: &mut TransferSession, stage: TransferStage) -> Result<()> {
-        ts.stage = stage;
-        ts.status = TransferStatus::Started;
-        session::save_transfer(self.engine.db(), ts).await?;
-        self.emit(&ts.id, ts.push, stage, Progress::Started);
-        Ok(())
-    }
-
-    async fn finish(&self, ts: &mut TransferSession) -> Result<()> {
-        ts.status = TransferStatus::Completed;
-        session::save_transfer(self.engine.db(), ts).await?;
-        self.emit(&ts.id, ts.push, ts.stage, Progress::Completed);
-        Ok(())
+    fn progress(&self, ts: &TransferSession, total: i64) {
+        let done = ts.records_transferred as u64;
+        self.emit(&ts.id, ts.push, TransferStage::Transferring, Progress::InProgress { done, total: total as u64 });
     }
 
     fn emit(&self, id: &str, push: bool, stage: TransferStage, progress: Progress) {

@@ -8,6 +8,7 @@
 extern crate self as morango;
 
 mod buffer;
+pub mod capabilities;
 pub mod controller;
 mod dequeue;
 mod deserialize;

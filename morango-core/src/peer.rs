@@ -2,10 +2,12 @@
 //! controller drives an in-process peer ([`LocalPeer`]) and a remote one the same way.
 
 use crate::buffer::BufferRecord;
+use crate::capabilities::{self, Capabilities};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::server::{self, StageRequest, TransferRequest};
 use crate::session::TransferSession;
+use crate::stage::TransferStage;
 
 /// The server side of a sync session, one method per Morango endpoint the client uses.
 #[async_trait::async_trait]
@@ -26,15 +28,22 @@ pub trait Peer: Send + Sync {
     async fn close_transfer_session(&self, id: &str) -> Result<()>;
 }
 
-/// A peer in the same process: another [`Engine`], usually on another database.
+/// A peer in the same process: another [`Engine`], usually on another database. It answers as a server with
+/// the given capabilities would: without `ASYNC_OPERATIONS`, creating a transfer runs it up to queuing.
 pub struct LocalPeer<'a> {
     engine: &'a Engine,
+    capabilities: Capabilities,
 }
 
 impl<'a> LocalPeer<'a> {
-    /// The peer served by `engine`.
+    /// The peer served by `engine`, with every capability.
     pub fn new(engine: &'a Engine) -> Self {
-        LocalPeer { engine }
+        LocalPeer { engine, capabilities: Capabilities::all() }
+    }
+
+    /// The same peer, answering as a server with these capabilities.
+    pub fn with_capabilities(engine: &'a Engine, capabilities: Capabilities) -> Self {
+        LocalPeer { engine, capabilities }
     }
 }
 
@@ -49,7 +58,12 @@ impl Peer for LocalPeer<'_> {
     }
 
     async fn create_transfer_session(&self, request: &TransferRequest) -> Result<TransferSession> {
-        server::create_transfer(self.engine, request).await
+        let created = server::create_transfer(self.engine, request).await?;
+        if self.capabilities.has(capabilities::ASYNC_OPERATIONS) {
+            return Ok(created);
+        }
+        let to_queuing = StageRequest { stage: Some(TransferStage::Queuing), ..Default::default() };
+        server::proceed_to(self.engine, &created.id, &to_queuing).await
     }
 
     async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession> {

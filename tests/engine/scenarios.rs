@@ -23,6 +23,7 @@ on_both_backends!(
     save_that_changes_nothing_mints_no_version,
     second_sync_transfers_nothing,
     legacy_fsic_v1_sync_converges,
+    legacy_flow_converges_and_sends_only_what_is_missing,
     progress_events_cover_every_stage,
 );
 
@@ -374,6 +375,25 @@ async fn legacy_fsic_v1_sync_converges(backend: Backend) {
     assert_eq!(find_learner(a.db(), &ada.id).await.unwrap().full_name, "edited on B");
     let again = morango::sync_local(&b.engine, &a.engine, &options).await.unwrap();
     assert_eq!(again.pull.unwrap().records_total, 0, "v1 counters also remember what was sent");
+    a.finish().await;
+    b.finish().await;
+}
+
+async fn legacy_flow_converges_and_sends_only_what_is_missing(backend: Backend) {
+    let (a, b) = (Peer::new(backend).await, Peer::new(backend).await);
+    let facility = fixtures::facility(a.db(), "Riverside").await;
+    let ada = fixtures::learner(a.db(), &facility, "ada").await;
+    let legacy = SyncOptions::new(facility_filter(&facility)).with_legacy_flow();
+    let first = morango::sync_local(&b.engine, &a.engine, &legacy).await.unwrap();
+    assert_eq!(first.pull.unwrap().records_total, 2);
+    rename_learner(b.db(), &ada.id, "edited on B").await;
+    let second = morango::sync_local(&b.engine, &a.engine, &legacy).await.unwrap();
+    assert_eq!(second.push.unwrap().records_total, 1);
+    assert_eq!(find_learner(a.db(), &ada.id).await.unwrap().full_name, "edited on B");
+
+    let third = morango::sync_local(&b.engine, &a.engine, &legacy).await.unwrap();
+    assert_eq!(third.pull.unwrap().records_total, 0, "the client's FSIC went with the create (Python sends {{}})");
+    assert_eq!(third.push.unwrap().records_total, 0);
     a.finish().await;
     b.finish().await;
 }
