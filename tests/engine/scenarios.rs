@@ -25,6 +25,7 @@ on_both_backends!(
     legacy_fsic_v1_sync_converges,
     legacy_flow_converges_and_sends_only_what_is_missing,
     progress_events_cover_every_stage,
+    an_interrupted_pull_resumes_from_its_stored_stage,
 );
 
 fn facility_filter(facility: &schema::facility::Model) -> Filter {
@@ -424,6 +425,76 @@ async fn progress_events_cover_every_stage(backend: Backend) {
         })
         .collect();
     assert_eq!(progress, [(2, 5), (4, 5), (5, 5)], "chunks of two out of five records");
+    a.finish().await;
+    b.finish().await;
+}
+
+/// A peer whose connection drops after a number of record pages.
+struct Flaky<'a> {
+    inner: morango::peer::LocalPeer<'a>,
+    pages_left: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl morango::peer::Peer for Flaky<'_> {
+    async fn open_sync_session(&self, id: &str, instance: &str) -> morango::Result<String> {
+        self.inner.open_sync_session(id, instance).await
+    }
+    async fn close_sync_session(&self, id: &str) -> morango::Result<()> {
+        self.inner.close_sync_session(id).await
+    }
+    async fn create_transfer_session(
+        &self,
+        request: &morango::server::TransferRequest,
+    ) -> morango::Result<morango::session::TransferSession> {
+        self.inner.create_transfer_session(request).await
+    }
+    async fn update_transfer_session(
+        &self,
+        id: &str,
+        request: &morango::server::StageRequest,
+    ) -> morango::Result<morango::session::TransferSession> {
+        self.inner.update_transfer_session(id, request).await
+    }
+    async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> morango::Result<Vec<morango::BufferRecord>> {
+        use std::sync::atomic::Ordering;
+        if self.pages_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Err(morango::Error::Peer { stage: "transferring", message: "connection reset".into() });
+        }
+        self.inner.pull_buffers(id, offset, limit).await
+    }
+    async fn push_buffers(&self, id: &str, records: &[morango::BufferRecord]) -> morango::Result<()> {
+        self.inner.push_buffers(id, records).await
+    }
+    async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
+        self.inner.close_transfer_session(id).await
+    }
+}
+
+async fn an_interrupted_pull_resumes_from_its_stored_stage(backend: Backend) {
+    let a = Peer::new(backend).await;
+    let b = Peer::with(backend, Tables::Current, &schema::FACILITY_DATA, 3).await;
+    let facility = fixtures::facility(a.db(), "Riverside").await;
+    for i in 0..9 {
+        fixtures::learner(a.db(), &facility, &format!("learner {i}")).await;
+    }
+    let capabilities = morango::capabilities::Capabilities::all();
+    let flaky = Flaky { inner: morango::peer::LocalPeer::new(&a.engine), pages_left: 2.into() };
+    let session = morango::SyncClient::connect(&b.engine, &flaky, capabilities.clone()).await.unwrap();
+    let everything = Filter::everything();
+    assert!(session.pull(&everything).await.is_err(), "the connection dropped after two pages");
+    let session_id = session.id().to_owned();
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 0, "nothing applied yet");
+
+    let healthy = morango::peer::LocalPeer::new(&a.engine);
+    let resumed = morango::SyncClient::attach(&b.engine, &healthy, session_id, capabilities);
+    let report = resumed.pull(&everything).await.unwrap();
+    assert_eq!((report.records_total, report.records_transferred), (10, 10));
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 9);
+    let stored = b.store_snapshot().await;
+    assert_eq!(stored.len(), 10);
+    assert!(stored.iter().all(|row| !row.dirty_bit));
+    resumed.close().await.unwrap();
     a.finish().await;
     b.finish().await;
 }
