@@ -171,8 +171,11 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
         if expected != record.model_uuid {
             return fail("does not match the id computed from its partition, source id and model name".into());
         }
-        if !record.hard_deleted && !matches!(serde_json::from_str(&record.serialized), Ok(serde_json::Value::Object(_)))
-        {
+        if record.hard_deleted {
+            if !matches!(record.serialized.as_str(), "" | "{}") || !record.conflicting_serialized_data.is_empty() {
+                return fail("a hard-deleted record must not carry data".into());
+            }
+        } else if !matches!(serde_json::from_str(&record.serialized), Ok(serde_json::Value::Object(_))) {
             return fail("serialized data is not a JSON object".into());
         }
         let mut covers_version = false;
@@ -194,20 +197,20 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
 }
 
 /// Stages validated records in the receiver's buffer. A record already staged for this transfer is replaced
-/// (retried chunks are idempotent, as in Morango 0.8.15). Returns how many new records were staged.
+/// (retried chunks are idempotent, as in Morango 0.8.15).
 pub(crate) async fn stage<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
     profile: &str,
     records: &[BufferRecord],
-) -> Result<i64> {
+) -> Result<()> {
     if records.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     let mut ids = vec![text(transfer)];
     ids.extend(records.iter().map(|r| text(&r.model_uuid)));
     let id_list = placeholders(2, records.len());
-    let replaced = sql::exec(
+    sql::exec(
         db,
         "replacing re-sent buffer records",
         &format!("DELETE FROM morango_buffer WHERE transfer_session_id = $1 AND model_uuid IN ({id_list})"),
@@ -274,7 +277,7 @@ pub(crate) async fn stage<C: ConnectionTrait>(
         )
         .await?;
     }
-    Ok(records.len() as i64 - replaced as i64)
+    Ok(())
 }
 
 /// Removes every buffered record of a transfer.

@@ -175,9 +175,7 @@ impl<'a> SyncClient<'a> {
     }
 
     async fn transfer(&self, filter: &Filter, push: bool) -> Result<TransferReport> {
-        if filter.is_empty() {
-            return Err(Error::Invalid("a sync needs at least one partition prefix in its filter".into()));
-        }
+        crate::server::check_filter(filter)?;
         let mut ts = match session::active_transfer(self.engine.db(), &self.sync_session_id, push).await? {
             // An interrupted transfer: continue where it stopped.
             Some(mut ts) if ts.filter == *filter => {

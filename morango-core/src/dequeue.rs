@@ -8,8 +8,9 @@
 //! 3. *fast-forward or new* — `b` replaces the store row and its history is merged in.
 //!
 //! Unlike Python Morango, history counters are merged by maximum everywhere (they never move down),
-//! `hard_deleted` is OR-ed in conflicts on every backend (Python's PostgreSQL backend leaves it), and
-//! database-max counters only rise.
+//! `hard_deleted` is OR-ed in conflicts on every backend (Python's PostgreSQL backend leaves it) and a hard
+//! deletion on either side keeps the other side's payload out of `conflicting_serialized_data`; database-max
+//! counters only rise, only for partitions inside the filter, and a multi-prefix v1 FSIC raises none.
 
 use std::collections::HashMap;
 
@@ -76,7 +77,7 @@ pub(crate) async fn dequeue(
                 "UPDATE morango_store AS s SET \
                  serialized = CASE WHEN b.hard_deleted THEN '' ELSE s.serialized END, \
                  deleted = (s.deleted OR b.deleted), hard_deleted = (s.hard_deleted OR b.hard_deleted), \
-                 conflicting_serialized_data = CASE WHEN b.hard_deleted THEN '' \
+                 conflicting_serialized_data = CASE WHEN b.hard_deleted OR s.hard_deleted THEN '' \
                    ELSE b.serialized || $4 || s.conflicting_serialized_data END, \
                  last_saved_instance = $2, last_saved_counter = $3, dirty_bit = $5, deserialization_error = NULL, \
                  last_transfer_session_id = $1, app_digest = NULL \
@@ -130,10 +131,17 @@ pub(crate) async fn dequeue(
     }
     crate::buffer::clear(&txn, transfer).await?;
     let updates = if v2 {
-        fsic::dmc_updates_v2(&FsicV2::from_json_text(sender_fsic)?)
-    } else {
+        let sender = FsicV2::from_json_text(sender_fsic)?;
+        // A sender may only vouch for partitions inside the transfer's filter.
+        fsic::check_partitions_within(&sender, filter)?;
+        fsic::dmc_updates_v2(&sender)
+    } else if filter.len() == 1 {
         let own = fsic::v1_from_json_text(&crate::dmc::own_fsic(&txn, filter, false, false).await?)?;
         fsic::dmc_updates_v1(&fsic::v1_from_json_text(sender_fsic)?, &own, filter)
+    } else {
+        // A v1 FSIC is one maximum over all prefixes: it cannot say what the sender had under each of several
+        // prefixes, so claiming it for every one (as Python does) can skip records later. Claim nothing.
+        Vec::new()
     };
     crate::dmc::raise_all(&txn, &updates).await?;
     txn.commit().await.context(|| "committing the dequeue".into())?;

@@ -33,9 +33,9 @@ pub struct DeserializeReport {
 /// Serializes local edits first (a local edit beats a received version that was not applied yet), then applies
 /// the dirty store records under `filter`.
 pub(crate) async fn deserialize(engine: &Engine, filter: Option<&Filter>) -> Result<DeserializeReport> {
-    crate::serialize::serialize(engine, filter).await?;
     let txn = engine.begin_exclusive().await?;
     Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
+    crate::serialize::serialize_in(&txn, engine, filter).await?;
     let mut report = DeserializeReport::default();
     let models: Vec<&dyn SyncableModel> = engine.profile().models().collect();
     for model in models.iter().rev() {
@@ -237,7 +237,7 @@ async fn apply_chunk(
         for (row, record) in candidates {
             match reference(&record, fk.field) {
                 Some(target) if deleted.contains(&target) => {
-                    cascade_deletion(txn, engine, &row.id).await?;
+                    cascade_deletion(txn, engine, model, &row.id).await?;
                     outcome.errors.insert(row.id.clone(), format!("`{}` refers to deleted record {target}", fk.field));
                 }
                 Some(target) if !present.contains(&target) => {
@@ -312,7 +312,7 @@ async fn order_tree(
     for (row, record) in pending {
         let parent = reference(&record, fk.field).unwrap_or_default();
         if deleted.contains(&parent) {
-            cascade_deletion(txn, engine, &row.id).await?;
+            cascade_deletion(txn, engine, model, &row.id).await?;
             outcome.errors.insert(row.id.clone(), format!("`{}` refers to deleted record {parent}", fk.field));
             continue;
         } else {
@@ -370,8 +370,11 @@ async fn deleted_in_store(txn: &DatabaseTransaction, ids: &[String]) -> Result<H
     rows.iter().map(|row| get(row, "id")).collect()
 }
 
-/// A record whose foreign-key target was deleted is deleted too, at the next serialization (Morango's rule).
-async fn cascade_deletion(txn: &DatabaseTransaction, engine: &Engine, id: &str) -> Result<()> {
+/// A record whose foreign-key target was deleted is deleted too: its row now, its store record at the next
+/// serialization (Morango's rule).
+async fn cascade_deletion(txn: &DatabaseTransaction, engine: &Engine, model: &dyn SyncableModel, id: &str) -> Result<()> {
+    // An older local row of the record goes too (without a database cascade nothing else would remove it).
+    delete_app_rows(txn, model, &[id.to_owned()]).await?;
     sql::exec(
         txn,
         "cascading a deletion",

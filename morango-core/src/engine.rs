@@ -163,7 +163,7 @@ impl EngineBuilder {
                     .into(),
             ));
         }
-        crate::profile::check_runtime(profile)?;
+        crate::profile::check_runtime(&db, profile).await?;
         crate::tracking::install(&db, profile).await.context(|| "installing change tracking".into())?;
         if db.get_database_backend() == DbBackend::Sqlite {
             // A guard row can only be left behind by a crashed writer that did not roll back.

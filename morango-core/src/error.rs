@@ -25,9 +25,35 @@ pub enum Error {
     /// An FSIC could not be read or is not allowed for this transfer.
     #[error(transparent)]
     Fsic(#[from] FsicError),
-    /// A sync or transfer session is unknown, inactive or used the wrong way.
+    /// A sync or transfer session, certificate or other object does not exist (or no longer is active).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request is understood but not allowed: outside a certificate's scope, the wrong direction, ...
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A session is in a state where this cannot happen (a stage not reached yet, or one that failed).
     #[error("session: {0}")]
     Session(String),
+    /// A peer answered an HTTP request with an error status.
+    #[error("{method} {url} answered {status}: {message}")]
+    Remote {
+        /// The request method.
+        method: String,
+        /// The request URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The peer's error message (its JSON `detail`, or the body).
+        message: String,
+    },
+    /// A peer could not be reached (after retries), or the connection broke.
+    #[error("{url}: {message}")]
+    Transport {
+        /// The request URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The peer failed; `stage` is the stage that was running.
     #[error("peer failed during {stage}: {message}")]
     Peer {

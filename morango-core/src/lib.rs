@@ -7,8 +7,14 @@
 
 extern crate self as morango;
 
+#[cfg(feature = "server")]
+pub mod api;
 mod buffer;
 pub mod capabilities;
+#[cfg(feature = "network")]
+pub mod certificate;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod controller;
 mod dequeue;
 mod deserialize;
@@ -24,10 +30,14 @@ pub mod instance;
 pub mod json;
 pub mod migration;
 pub mod model;
+#[cfg(feature = "network")]
+pub mod nonce;
 pub mod peer;
 pub mod profile;
 mod queue;
 pub mod registry;
+#[cfg(feature = "network")]
+pub mod scope;
 mod serialize;
 pub mod server;
 pub mod session;
@@ -36,8 +46,12 @@ pub mod stage;
 mod tracking;
 mod transfer;
 pub mod value;
+#[cfg(feature = "network")]
+pub mod wire;
 
 pub use buffer::{BufferRecord, RmcbRecord};
+#[cfg(feature = "network")]
+pub use certificate::{Certificate, CertificateError, PrivateKey, PublicKey, RootTrust};
 pub use controller::{SyncClient, SyncOptions, SyncReport, TransferReport, sync_local};
 pub use dequeue::DequeueReport;
 pub use deserialize::DeserializeReport;
@@ -52,6 +66,8 @@ pub use model::{
 };
 pub use profile::Profile;
 pub use registry::{assign_ids, insert_many};
+#[cfg(feature = "network")]
+pub use scope::ScopeDefinition;
 pub use serialize::SerializeReport;
 pub use stage::{TransferStage, TransferStatus};
 pub use tracking::hard_delete;

@@ -383,5 +383,7 @@ fn indexes() -> Vec<IndexCreateStatement> {
         index("morango_buffer_seq", T::Buffer, &["transfer_session_id", "seq"], false),
         index("morango_recordmaxcounter_instance", T::RecordMaxCounter, &["instance_id"], false),
         index("morango_transfersession_sync", T::TransferSession, &["sync_session_id", "push", "active"], false),
+        // Descendants of a certificate (`primary_partition`) are found through parent_id.
+        index("morango_certificate_parent", T::Certificate, &["parent_id"], false),
     ]
 }

@@ -81,18 +81,37 @@ macro_rules! profile {
     };
 }
 
-/// The checks that need SeaORM's runtime relation definitions (classic entities keep `Related::via` in code a
-/// macro cannot see): a `has_many` relation must lead to a member of the profile, because a many-to-many
-/// junction has to be a syncable model of the same profile.
-pub(crate) fn check_runtime(profile: &Profile) -> crate::error::Result<()> {
+/// The check that needs SeaORM's run-time relation definitions: classic entities keep `Related::via` in code a
+/// macro cannot see, but a many-to-many relation shows up as a `has_many` relation to its junction table. A
+/// `has_many` target outside the profile whose table references two or more tables is such a junction, and
+/// must be a syncable model of the profile; a local child table (one reference) is fine.
+pub(crate) async fn check_runtime<C: sea_orm::ConnectionTrait>(db: &C, profile: &Profile) -> crate::error::Result<()> {
     let tables: Vec<&str> = profile.models().map(|m| m.table()).collect();
     let mut problems = Vec::new();
     for model in profile.models() {
         for table in model.has_many_tables() {
-            if !tables.contains(&table.as_str()) {
+            if !tables.contains(&table.as_str()) && referenced_tables(db, &table).await? >= 2 {
                 problems.push(crate::graph::junction_error(model.model_name(), &table, profile.name()));
             }
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(crate::error::Error::Schema(problems.join("\n"))) }
+}
+
+/// How many distinct tables `table`'s foreign keys reference, from the database's own catalogue.
+async fn referenced_tables<C: sea_orm::ConnectionTrait>(db: &C, table: &str) -> crate::error::Result<i64> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT COUNT(DISTINCT ccu.table_name) AS n FROM information_schema.table_constraints tc \
+             JOIN information_schema.constraint_column_usage ccu \
+             ON ccu.constraint_name = tc.constraint_name AND ccu.constraint_schema = tc.constraint_schema \
+             WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_name = $1 AND tc.table_schema = current_schema()"
+        }
+        _ => "SELECT COUNT(DISTINCT \"table\") AS n FROM pragma_foreign_key_list($1)",
+    };
+    let row = crate::sql::query_one(db, "reading a table's foreign keys", sql, vec![crate::sql::text(table)]).await?;
+    match row {
+        Some(row) => crate::sql::get(&row, "n"),
+        None => Ok(0),
+    }
 }

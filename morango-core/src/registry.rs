@@ -229,17 +229,48 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
             return Ok(outcome);
         }
         let batch: Vec<E::ActiveModel> = parsed.iter().map(|(_, model)| model.clone()).collect();
-        if upsert::<E>(txn, batch).await.is_ok() {
-            return Ok(outcome);
+        if upsert::<E>(txn, batch).await.is_err() {
+            // Some row broke a constraint: apply one by one so that only the bad rows stay behind.
+            for (i, model) in &parsed {
+                if let Err(error) = upsert::<E>(txn, vec![model.clone()]).await {
+                    outcome[*i] = Some(error.to_string());
+                }
+            }
         }
-        // Some row broke a constraint: apply one by one so that only the bad rows stay behind.
-        for (i, model) in parsed {
-            if let Err(error) = upsert::<E>(txn, vec![model]).await {
-                outcome[i] = Some(error.to_string());
+        // The upsert leaves alone rows the application changed meanwhile (they are dirty); the record stays
+        // waiting, and the next serialization settles it as an app-level conflict (the local edit wins).
+        let ids: Vec<&str> = parsed.iter().map(|(i, _)| rows[*i].id.as_str()).collect();
+        let changed = dirty_among::<E>(txn, &ids).await?;
+        for (i, _) in &parsed {
+            if outcome[*i].is_none() && changed.contains(&rows[*i].id) {
+                outcome[*i] = Some("changed locally during the sync; the local edit is kept".into());
             }
         }
         Ok(outcome)
     }
+}
+
+/// Which of `ids` are dirty in the application table.
+async fn dirty_among<E: Syncable>(txn: &DatabaseTransaction, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut values: Vec<sea_orm::Value> = vec![true.into()];
+    values.extend(ids.iter().map(|id| crate::sql::text(*id)));
+    let rows = crate::sql::query(
+        txn,
+        "checking for local changes",
+        &format!(
+            "SELECT {id} FROM {table} WHERE {dirty} = $1 AND {id} IN ({})",
+            crate::sql::placeholders(2, ids.len()),
+            id = crate::sql::ident(columns::ID),
+            table = crate::sql::ident(E::default().table_name()),
+            dirty = crate::sql::ident(&db_column::<E>(columns::DIRTY_BIT)),
+        ),
+        values,
+    )
+    .await?;
+    rows.iter().map(|row| crate::sql::get(row, columns::ID)).collect()
 }
 
 /// One multi-row upsert inside a savepoint, so a failure leaves the surrounding transaction usable.
@@ -247,7 +278,9 @@ async fn upsert<E: Syncable>(txn: &DatabaseTransaction, models: Vec<E::ActiveMod
     let savepoint = txn.begin().await?;
     let update: Vec<Alias> = E::SYNCED_COLUMNS.iter().filter(|c| **c != columns::ID).map(|c| Alias::new(*c)).collect();
     let mut on_conflict = OnConflict::column(Alias::new(columns::ID));
-    on_conflict.update_columns(update);
+    on_conflict.update_columns(update).action_and_where(
+        Expr::col((Alias::new(E::default().table_name()), Alias::new(db_column::<E>(columns::DIRTY_BIT)))).eq(false),
+    );
     let result = E::insert_many(models).on_conflict(on_conflict).exec_without_returning(&savepoint).await;
     match result {
         Ok(_) => savepoint.commit().await,

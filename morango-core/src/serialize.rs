@@ -30,26 +30,39 @@ pub struct SerializeReport {
     pub deletions: u64,
 }
 
-/// Serializes the dirty application rows under `filter` (all of them when `None`) and the queued deletions.
+/// Serializes the dirty application rows under `filter` (all of them when `None`) and the queued deletions,
+/// in a transaction of its own.
 pub(crate) async fn serialize(engine: &Engine, filter: Option<&Filter>) -> Result<SerializeReport> {
     let txn = engine.begin_exclusive().await?;
     Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
+    let report = serialize_in(&txn, engine, filter).await?;
+    Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
+    txn.commit().await.context(|| "committing serialization".into())?;
+    Ok(report)
+}
+
+/// Serializes inside `txn`, which holds the profile lock and the apply guard.
+pub(crate) async fn serialize_in(
+    txn: &DatabaseTransaction,
+    engine: &Engine,
+    filter: Option<&Filter>,
+) -> Result<SerializeReport> {
     let mut counter = LazyCounter::new(&engine.instance().id);
     let mut report = SerializeReport::default();
     for model in engine.profile().models() {
         let mut after: Option<String> = None;
         loop {
-            let rows = model.dirty_rows(&txn, after.as_deref(), engine.chunk_size(), filter).await?;
+            let rows = model.dirty_rows(txn, after.as_deref(), engine.chunk_size(), filter).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.id.clone());
-            serialize_chunk(&txn, engine, model, &rows, &mut counter, &mut report).await?;
+            serialize_chunk(txn, engine, model, &rows, &mut counter, &mut report).await?;
         }
     }
-    report.deletions = serialize_deletions(&txn, engine, &mut counter).await?;
-    let current = counter.current(&txn).await?;
+    report.deletions = serialize_deletions(txn, engine, &mut counter).await?;
+    let current = counter.current(txn).await?;
     if let Some(n) = counter.minted() {
         sql::exec(
-            &txn,
+            txn,
             "recording the record max counters of new versions",
             "INSERT INTO morango_recordmaxcounter (store_model_id, instance_id, counter) \
              SELECT id, $1, $2 FROM morango_store WHERE last_saved_instance = $1 AND last_saved_counter = $2 \
@@ -63,10 +76,8 @@ pub(crate) async fn serialize(engine: &Engine, filter: Option<&Filter>) -> Resul
         None => vec![String::new()],
     };
     for partition in partitions {
-        crate::dmc::raise(&txn, &engine.instance().id, &partition, current).await?;
+        crate::dmc::raise(txn, &engine.instance().id, &partition, current).await?;
     }
-    Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
-    txn.commit().await.context(|| "committing serialization".into())?;
     Ok(report)
 }
 
@@ -333,14 +344,32 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
         )
         .await?;
     }
-    for table in ["morango_deletedmodels", "morango_harddeletedmodels"] {
+    // Remove only the entries that are settled: the record is deleted in the store (or was never serialized), or
+    // its row was re-created. A deletion committed while this ran (PostgreSQL) stays queued for the next run.
+    for (table, flag) in [("morango_deletedmodels", "deleted"), ("morango_harddeletedmodels", "hard_deleted")] {
         sql::exec(
             txn,
             "emptying the deletion queue",
-            &format!("DELETE FROM {table} WHERE profile = $1"),
+            &format!(
+                "DELETE FROM {table} WHERE profile = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM morango_store s WHERE s.id = {table}.id AND NOT s.{flag})"
+            ),
             vec![text(profile)],
         )
         .await?;
+        for model in engine.profile().models() {
+            sql::exec(
+                txn,
+                "dropping deletions of re-created rows",
+                &format!(
+                    "DELETE FROM {table} WHERE profile = $1 AND id IN (SELECT {} FROM {})",
+                    ident(crate::model::columns::ID),
+                    ident(model.table())
+                ),
+                vec![text(profile)],
+            )
+            .await?;
+        }
     }
     Ok(deletions)
 }

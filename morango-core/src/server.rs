@@ -5,6 +5,7 @@
 use crate::buffer::{self, BufferRecord};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::events::{Progress, SyncEvent};
 use crate::filter::Filter;
 use crate::fsic;
 use crate::ids::is_valid_id;
@@ -82,9 +83,7 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
         return Err(Error::Invalid("transfer session ids are 32 lowercase hex characters".into()));
     }
     session::active_sync_session(engine.db(), &request.sync_session_id).await?;
-    if request.filter.is_empty() {
-        return Err(Error::Invalid("a transfer needs at least one partition prefix in its filter".into()));
-    }
+    check_filter(&request.filter)?;
     if let Some(existing) = session::active_transfer(engine.db(), &request.sync_session_id, request.push).await? {
         return Ok(existing);
     }
@@ -111,7 +110,7 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
 pub async fn transfer_session(engine: &Engine, id: &str) -> Result<TransferSession> {
     match session::transfer_session(engine.db(), id).await? {
         Some(ts) if ts.active => Ok(ts),
-        _ => Err(Error::Session(format!("transfer session {id} does not exist or is no longer active"))),
+        _ => Err(Error::NotFound(format!("transfer session {id} does not exist or is no longer active"))),
     }
 }
 
@@ -136,15 +135,21 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
         }
         ts.stage = stage;
         ts.status = TransferStatus::Started;
+        emit(engine, &ts, Progress::Started);
         match run_stage(engine, &mut ts, request).await {
             Ok(status) => ts.status = status,
             Err(error) => {
                 ts.status = TransferStatus::Errored;
                 session::save_transfer(engine.db(), &ts).await?;
+                emit(engine, &ts, Progress::Errored(error.to_string()));
                 return Err(error);
             }
         }
         session::save_transfer(engine.db(), &ts).await?;
+        emit(engine, &ts, match ts.status {
+            TransferStatus::Completed => Progress::Completed,
+            _ => Progress::InProgress { done: ts.records_transferred as u64, total: ts.records_total.unwrap_or(0) as u64 },
+        });
         if ts.status != TransferStatus::Completed {
             break;
         }
@@ -158,6 +163,9 @@ async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageReq
         TransferStage::Serializing => {
             if let Some(client_fsic) = &request.client_fsic {
                 check_fsic(client_fsic, ts.fsic_v2, false)?;
+                if ts.fsic_v2 {
+                    fsic::check_partitions_within(&fsic::FsicV2::from_json_text(client_fsic)?, &ts.filter)?;
+                }
                 ts.client_fsic = client_fsic.clone();
             }
             transfer::serializing(engine, ts, true).await?;
@@ -187,7 +195,7 @@ async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageReq
 pub async fn buffers(engine: &Engine, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
     let ts = transfer_session(engine, id).await?;
     if ts.push {
-        return Err(Error::Session(format!("transfer session {id} is a push: records cannot be pulled from it")));
+        return Err(Error::Forbidden(format!("transfer session {id} is a push: records cannot be pulled from it")));
     }
     if ts.stage < TransferStage::Queuing
         || (ts.stage == TransferStage::Queuing && ts.status != TransferStatus::Completed)
@@ -204,7 +212,7 @@ pub const MAX_PAGE: i64 = 5_000;
 pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Result<TransferSession> {
     let mut ts = transfer_session(engine, id).await?;
     if !ts.push {
-        return Err(Error::Session(format!("transfer session {id} is a pull: records cannot be pushed to it")));
+        return Err(Error::Forbidden(format!("transfer session {id} is a pull: records cannot be pushed to it")));
     }
     if ts.stage < TransferStage::Queuing
         || ts.stage > TransferStage::Transferring
@@ -216,6 +224,10 @@ pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Res
         )));
     }
     transfer::receive_chunk(engine, &mut ts, records).await?;
+    emit(engine, &ts, Progress::InProgress {
+        done: ts.records_transferred as u64,
+        total: ts.records_total.unwrap_or(0) as u64,
+    });
     ts.stage = TransferStage::Transferring;
     ts.status = if ts.records_transferred >= ts.records_total.unwrap_or(0) {
         TransferStatus::Completed
@@ -239,6 +251,17 @@ pub async fn close_transfer(engine: &Engine, id: &str) -> Result<()> {
     session::save_transfer(engine.db(), &ts).await
 }
 
+/// A transfer's filter: at least one prefix, none containing whitespace (the wire form separates them so).
+pub(crate) fn check_filter(filter: &Filter) -> Result<()> {
+    if filter.is_empty() {
+        return Err(Error::Invalid("a transfer needs at least one partition prefix in its filter".into()));
+    }
+    if filter.prefixes().iter().any(|p| p.chars().any(char::is_whitespace)) {
+        return Err(Error::Invalid("partition prefixes cannot contain whitespace".into()));
+    }
+    Ok(())
+}
+
 /// Rejects an FSIC that does not parse in the session's format (`"{}"` is allowed at creation).
 fn check_fsic(text: &str, v2: bool, at_creation: bool) -> Result<()> {
     if at_creation && text.trim() == "{}" {
@@ -250,4 +273,9 @@ fn check_fsic(text: &str, v2: bool, at_creation: bool) -> Result<()> {
         fsic::v1_from_json_text(text)?;
     }
     Ok(())
+}
+
+/// Progress events on the answering side: the transfer as the server runs it (push = the client sends).
+fn emit(engine: &Engine, ts: &TransferSession, progress: Progress) {
+    engine.emit(SyncEvent { transfer_session_id: ts.id.clone(), push: ts.push, stage: ts.stage, progress });
 }

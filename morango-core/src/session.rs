@@ -110,7 +110,7 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
         vec![text(id), true.into()],
     )
     .await?
-    .ok_or_else(|| Error::Session(format!("sync session {id} does not exist or is no longer active")))?;
+    .ok_or_else(|| Error::NotFound(format!("sync session {id} does not exist or is no longer active")))?;
     Ok(SyncSession {
         id: get(&row, "id")?,
         is_server: get(&row, "is_server")?,

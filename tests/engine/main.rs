@@ -3,8 +3,10 @@
 mod schema;
 mod support;
 
+mod concurrency;
 mod convergence;
 mod fixtures;
+mod resume;
 mod runtime_checks;
 mod scenarios;
 mod tracking;

@@ -25,7 +25,9 @@ on_both_backends!(
     legacy_fsic_v1_sync_converges,
     legacy_flow_converges_and_sends_only_what_is_missing,
     progress_events_cover_every_stage,
-    an_interrupted_pull_resumes_from_its_stored_stage,
+    v1_with_several_prefixes_claims_nothing_it_cannot_vouch_for,
+    a_hard_delete_wins_a_conflict_without_keeping_the_edit,
+    a_sender_fsic_outside_the_filter_is_refused,
 );
 
 fn facility_filter(facility: &schema::facility::Model) -> Filter {
@@ -429,72 +431,72 @@ async fn progress_events_cover_every_stage(backend: Backend) {
     b.finish().await;
 }
 
-/// A peer whose connection drops after a number of record pages.
-struct Flaky<'a> {
-    inner: morango::peer::LocalPeer<'a>,
-    pages_left: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl morango::peer::Peer for Flaky<'_> {
-    async fn open_sync_session(&self, id: &str, instance: &str) -> morango::Result<String> {
-        self.inner.open_sync_session(id, instance).await
-    }
-    async fn close_sync_session(&self, id: &str) -> morango::Result<()> {
-        self.inner.close_sync_session(id).await
-    }
-    async fn create_transfer_session(
-        &self,
-        request: &morango::server::TransferRequest,
-    ) -> morango::Result<morango::session::TransferSession> {
-        self.inner.create_transfer_session(request).await
-    }
-    async fn update_transfer_session(
-        &self,
-        id: &str,
-        request: &morango::server::StageRequest,
-    ) -> morango::Result<morango::session::TransferSession> {
-        self.inner.update_transfer_session(id, request).await
-    }
-    async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> morango::Result<Vec<morango::BufferRecord>> {
-        use std::sync::atomic::Ordering;
-        if self.pages_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
-            return Err(morango::Error::Peer { stage: "transferring", message: "connection reset".into() });
-        }
-        self.inner.pull_buffers(id, offset, limit).await
-    }
-    async fn push_buffers(&self, id: &str, records: &[morango::BufferRecord]) -> morango::Result<()> {
-        self.inner.push_buffers(id, records).await
-    }
-    async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
-        self.inner.close_transfer_session(id).await
-    }
-}
-
-async fn an_interrupted_pull_resumes_from_its_stored_stage(backend: Backend) {
-    let a = Peer::new(backend).await;
-    let b = Peer::with(backend, Tables::Current, &schema::FACILITY_DATA, 3).await;
+async fn v1_with_several_prefixes_claims_nothing_it_cannot_vouch_for(backend: Backend) {
+    let (a, b, c) = (Peer::new(backend).await, Peer::new(backend).await, Peer::new(backend).await);
     let facility = fixtures::facility(a.db(), "Riverside").await;
-    for i in 0..9 {
-        fixtures::learner(a.db(), &facility, &format!("learner {i}")).await;
-    }
-    let capabilities = morango::capabilities::Capabilities::all();
-    let flaky = Flaky { inner: morango::peer::LocalPeer::new(&a.engine), pages_left: 2.into() };
-    let session = morango::SyncClient::connect(&b.engine, &flaky, capabilities.clone()).await.unwrap();
-    let everything = Filter::everything();
-    assert!(session.pull(&everything).await.is_err(), "the connection dropped after two pages");
-    let session_id = session.id().to_owned();
-    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 0, "nothing applied yet");
-
-    let healthy = morango::peer::LocalPeer::new(&a.engine);
-    let resumed = morango::SyncClient::attach(&b.engine, &healthy, session_id, capabilities);
-    let report = resumed.pull(&everything).await.unwrap();
-    assert_eq!((report.records_total, report.records_transferred), (10, 10));
-    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 9);
-    let stored = b.store_snapshot().await;
-    assert_eq!(stored.len(), 10);
-    assert!(stored.iter().all(|row| !row.dirty_bit));
-    resumed.close().await.unwrap();
+    let ada = fixtures::learner(a.db(), &facility, "ada").await;
+    let bob = fixtures::learner(a.db(), &facility, "bob").await;
+    fixtures::log(a.db(), &ada, "ada's video").await;
+    let bobs = fixtures::log(a.db(), &bob, "bob's video").await;
+    let f = &facility.id;
+    let v1 = |prefixes: Vec<String>| SyncOptions::new(Filter::new(prefixes)).with_fsic_v1().pull_only();
+    let ada_rw = format!("{f}:user-rw:{}", ada.id);
+    let bob_rw = format!("{f}:user-rw:{}", bob.id);
+    morango::sync_local(&b.engine, &a.engine, &v1(vec![format!("{f}:user-ro:{}", ada.id), ada_rw.clone()])).await.unwrap();
+    // C pulls both learners' log partitions from B, which holds only Ada's.
+    morango::sync_local(&c.engine, &b.engine, &v1(vec![ada_rw, bob_rw.clone()])).await.unwrap();
+    morango::sync_local(&c.engine, &a.engine, &v1(vec![bob_rw])).await.unwrap();
+    assert!(c.store(&bobs.id).await.is_some(), "C still asks A for Bob's logs");
     a.finish().await;
     b.finish().await;
+    c.finish().await;
+}
+
+async fn a_hard_delete_wins_a_conflict_without_keeping_the_edit(backend: Backend) {
+    let (a, b, c) = (Peer::new(backend).await, Peer::new(backend).await, Peer::new(backend).await);
+    let facility = fixtures::facility(a.db(), "Riverside").await;
+    let ada = fixtures::learner(a.db(), &facility, "ada").await;
+    b.sync_all(&a).await;
+    morango::hard_delete::<learner::Entity, _>(a.db(), &ada.id).await.unwrap();
+    rename_learner(b.db(), &ada.id, "edited while A erased it").await;
+    a.sync_all(&b).await;
+    c.sync_all(&b).await;
+    for peer in [&a, &b, &c] {
+        let row = peer.store(&ada.id).await.unwrap();
+        assert!(row.hard_deleted, "{row:?}");
+        assert!(!row.serialized.contains("edited") && !row.conflicting_serialized_data.contains("edited"), "{row:?}");
+        assert!(find_learner(peer.db(), &ada.id).await.is_none());
+    }
+    a.finish().await;
+    b.finish().await;
+    c.finish().await;
+}
+
+async fn a_sender_fsic_outside_the_filter_is_refused(backend: Backend) {
+    use morango::server::{StageRequest, TransferRequest};
+    let server = Peer::new(backend).await;
+    let session = morango::ids::random_id();
+    morango::server::open_sync_session(&server.engine, &session, "{}", "local").await.unwrap();
+    let request = TransferRequest {
+        id: morango::ids::random_id(),
+        sync_session_id: session,
+        filter: Filter::new(["somewhere"]),
+        push: true,
+        client_fsic: "{}".into(),
+        fsic_v2: true,
+    };
+    let ts = morango::server::create_transfer(&server.engine, &request).await.unwrap();
+    let claim = format!(r#"{{"super": {{}}, "sub": {{"": {{"{}": 1000000}}}}}}"#, "c".repeat(32));
+    let serializing =
+        StageRequest { stage: Some(TransferStage::Serializing), client_fsic: Some(claim), ..Default::default() };
+    let refused = morango::server::proceed_to(&server.engine, &ts.id, &serializing).await;
+    assert!(matches!(refused, Err(morango::Error::Fsic(_))), "{refused:?}");
+    let counters = sea_orm::ConnectionTrait::query_all_raw(
+        server.db(),
+        sea_orm::Statement::from_string(server.backend(), "SELECT * FROM morango_databasemaxcounter WHERE counter > 1000"),
+    )
+    .await
+    .unwrap();
+    assert!(counters.is_empty(), "no counter was raised");
+    server.finish().await;
 }

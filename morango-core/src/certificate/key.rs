@@ -8,9 +8,11 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use rsa::BoxedUint;
+use rsa::pkcs1::der::Decode;
+use rsa::pkcs1::{DecodeRsaPublicKey, EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::sha2::Sha256;
 use rsa::traits::PublicKeyParts;
@@ -65,8 +67,7 @@ impl PublicKey {
             return Err(KeyError::InvalidPublicKey("key text too long".into()));
         }
         let base64_text = strip_pem_armour(text);
-        let der = decode_base64_lenient(&base64_text)
-            .ok_or_else(|| KeyError::InvalidPublicKey("not base64".into()))?;
+        let der = decode_base64_lenient(&base64_text).ok_or_else(|| KeyError::InvalidPublicKey("not base64".into()))?;
         let key = if base64_text.starts_with(SPKI_HEADER) {
             rsa::PublicKey::from_public_key_der(&der).map_err(|e| KeyError::InvalidPublicKey(e.to_string()))?
         } else {
@@ -150,8 +151,7 @@ impl PrivateKey {
         }
         let der = decode_base64_lenient(&strip_pem_armour(text))
             .ok_or_else(|| KeyError::InvalidPrivateKey("not base64".into()))?;
-        let key = rsa::PrivateKey::from_pkcs1_der(&der).map_err(|e| KeyError::InvalidPrivateKey(e.to_string()))?;
-        PrivateKey::from_rsa(key)
+        PrivateKey::from_rsa(private_key_from_pkcs1_der(&der)?)
     }
 
     /// The key as Python Morango stores it: a PKCS#1 `-----BEGIN RSA PRIVATE KEY-----` PEM with 64-character
@@ -188,6 +188,34 @@ impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrivateKey").field("public", &self.public.string).finish_non_exhaustive()
     }
+}
+
+/// Decodes a two-prime PKCS#1 `RSAPrivateKey`. Balanced keys (ours) use the `rsa` crate's decoder. Python's
+/// `rsa` package makes RSA-2048 keys from a 1088-bit and a 960-bit prime, which that decoder refuses; those are
+/// imported with modulus-wide prime storage, which signs about four times slower. Which kind a key is reveals
+/// nothing secret: every key made by Python's `rsa` package has these prime sizes.
+fn private_key_from_pkcs1_der(der: &[u8]) -> Result<rsa::PrivateKey, KeyError> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    if let Ok(key) = rsa::PrivateKey::from_pkcs1_der(der) {
+        return Ok(key);
+    }
+    let invalid = |e: &dyn fmt::Display| KeyError::InvalidPrivateKey(e.to_string());
+    let key = rsa::pkcs1::RsaPrivateKeyRef::from_der(der).map_err(|e| invalid(&e))?;
+    if key.version() != rsa::pkcs1::Version::TwoPrime {
+        return Err(KeyError::InvalidPrivateKey("multi-prime keys are not supported".into()));
+    }
+    let modulus = key.modulus.as_bytes();
+    let bits = u32::try_from(modulus.len() * 8).map_err(|e| invalid(&e))?;
+    let uint = |bytes: &[u8], bits: u32| BoxedUint::from_be_slice(bytes, bits).map_err(|e| invalid(&e));
+    let exponent = key.public_exponent.as_bytes();
+    let exponent_bits = u32::try_from(exponent.len() * 8).map_err(|e| invalid(&e))?;
+    rsa::PrivateKey::from_components_with_wide_primes(
+        uint(modulus, bits)?,
+        uint(exponent, exponent_bits)?,
+        uint(key.private_exponent.as_bytes(), bits)?,
+        vec![uint(key.prime1.as_bytes(), bits)?, uint(key.prime2.as_bytes(), bits)?],
+    )
+    .map_err(|e| invalid(&e))
 }
 
 fn check_size(key: &rsa::PublicKey) -> Result<(), KeyError> {

@@ -1,0 +1,82 @@
+//! One place that turns engine errors into HTTP answers: a status and a JSON body saying what was wrong.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::Error;
+use crate::wire::ErrorBody;
+
+/// An HTTP error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An answer with this status and message.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError { status, body: ErrorBody { detail: detail.into(), error_class: None, error_message: None } }
+    }
+
+    /// 400: the request is malformed or its data invalid.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 403: understood, not allowed.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// A certificate error, with Morango's error class as Python Morango answers it.
+    pub fn certificate(status: StatusCode, class: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError {
+            status,
+            body: ErrorBody {
+                detail: format!("{class}: {message}"),
+                error_class: Some(class.to_owned()),
+                error_message: Some(message),
+            },
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let status = match &error {
+            Error::Invalid(_) | Error::Fsic(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Session(_) => StatusCode::CONFLICT,
+            Error::Db { .. } | Error::Schema(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Peer { .. } | Error::Remote { .. } | Error::Transport { .. } => StatusCode::BAD_GATEWAY,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%error, "morango API request failed");
+            return ApiError::new(status, "internal error");
+        }
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// The result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

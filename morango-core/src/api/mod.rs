@@ -1,0 +1,167 @@
+//! Morango's v1 HTTP API as an axum [`Router`] (spec §2): mount [`router`] into an application's router, or
+//! let the sync command serve it on its own.
+//!
+//! Handlers are thin: extractors read and validate the request, the engine does the work, and
+//! [`error::ApiError`] turns every failure into a status with a JSON body. A malformed request never writes.
+
+mod buffers;
+mod certificates;
+pub mod error;
+mod extract;
+mod info;
+mod sync_sessions;
+mod transfer_sessions;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{MethodRouter, get, post};
+use serde_json::{Map, Value};
+
+use crate::capabilities::{self, Capabilities};
+use crate::engine::Engine;
+
+pub use error::{ApiError, ApiResult};
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The capabilities the server supports (what a request may use is this ∩ the request's header).
+    pub capabilities: Capabilities,
+    /// Accept certificates pushed by clients (`ALLOW_CERTIFICATE_PUSHING`); enforced on both endpoints.
+    pub allow_certificate_pushing: bool,
+    /// Accept certificate chains whose root this database does not know yet (Python Morango accepts any
+    /// self-signed root; the default here trusts only roots already stored).
+    pub trust_new_roots: bool,
+    /// Application info added to `morangoinfo` and to the instance JSON (e.g. `"kolibri": "0.16.0"`).
+    pub instance_info: Map<String, Value>,
+    /// The largest request body, after gzip inflation.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            capabilities: Capabilities::all(),
+            allow_certificate_pushing: false,
+            trust_new_roots: false,
+            instance_info: Map::new(),
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The capabilities advertised in `morangoinfo`.
+    pub fn advertised(&self) -> Capabilities {
+        let caps = self.capabilities.clone().without(capabilities::ALLOW_CERTIFICATE_PUSHING);
+        if self.allow_certificate_pushing { caps.with(capabilities::ALLOW_CERTIFICATE_PUSHING) } else { caps }
+    }
+}
+
+/// The credentials of a certificate signing request (HTTP Basic). Morango lets the username be a list of
+/// `k=v` pairs joined by `&` (Kolibri sends `username=<name>&facility=<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The `k=v` pairs, or `{"username": <the whole username>}` for a plain one.
+    pub fields: BTreeMap<String, String>,
+    /// The password.
+    pub password: String,
+}
+
+/// Someone the application authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The application's id for them.
+    pub id: String,
+}
+
+/// Who may obtain certificates: the application answers who the user is, and whether they may hold a scope.
+#[async_trait::async_trait]
+pub trait CertificateAuthority: Send + Sync {
+    /// The account these credentials belong to, or `None` when they are wrong.
+    async fn authenticate(&self, credentials: &Credentials) -> Option<Account>;
+    /// Whether `account` may hold a certificate of `scope_definition_id` with these parameters (Morango's
+    /// `has_morango_certificate_scope_permission`).
+    async fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool;
+}
+
+/// The server's shared state.
+pub struct MorangoApi {
+    engine: Engine,
+    settings: ServerSettings,
+    authority: Arc<dyn CertificateAuthority>,
+}
+
+impl MorangoApi {
+    /// Serves `engine` with these settings; CSRs are decided by `authority`.
+    pub fn new(engine: Engine, settings: ServerSettings, authority: Arc<dyn CertificateAuthority>) -> Arc<Self> {
+        Arc::new(MorangoApi { engine, settings, authority })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// What a request may use: the server's capabilities ∩ the request's.
+    fn effective(&self, request: &Capabilities) -> Capabilities {
+        self.settings.capabilities.intersection(request)
+    }
+}
+
+/// The state handlers receive.
+type State = axum::extract::State<Arc<MorangoApi>>;
+
+/// The router with every endpoint under `/api/morango/v1/`.
+pub fn router(api: Arc<MorangoApi>) -> Router {
+    let limit = api.settings.max_body_bytes;
+    let v1 = Router::new()
+        .route("/morangoinfo/{id}/", only(get(info::morangoinfo)))
+        .route("/certificates/", only(get(certificates::list).post(certificates::request)))
+        .route("/certificates/{id}/", only(get(certificates::detail)))
+        .route("/nonces/", only(post(sync_sessions::nonce)))
+        .route("/syncsessions/", only(post(sync_sessions::create)))
+        .route("/syncsessions/{id}/", only(get(sync_sessions::detail).delete(sync_sessions::close)))
+        .route("/transfersessions/", only(post(transfer_sessions::create)))
+        .route(
+            "/transfersessions/{id}/",
+            only(get(transfer_sessions::detail).patch(transfer_sessions::update).delete(transfer_sessions::close)),
+        )
+        .route("/buffers/", only(get(buffers::pull).post(buffers::push)))
+        .route("/publickey/", only(get(certificates::shared_public_key)))
+        .route("/certificatechain/", only(post(certificates::push_chain)))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(api);
+    Router::new().nest("/api/morango/v1", v1)
+}
+
+fn only(router: MethodRouter<Arc<MorangoApi>>) -> MethodRouter<Arc<MorangoApi>> {
+    router.fallback(method_not_allowed)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Rejects an id that is not 32 lowercase hex characters (Python answers those with a 500).
+fn check_id(id: &str, what: &str) -> ApiResult<()> {
+    if crate::ids::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("{what} must be 32 lowercase hex characters")))
+    }
+}

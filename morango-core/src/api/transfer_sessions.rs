@@ -1,0 +1,86 @@
+//! `transfersessions/` (spec §2.8): create, read, move through stages, close.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
+
+use super::extract::{PeerCapabilities, json_body};
+use super::{ApiError, ApiResult, State, check_id};
+use crate::capabilities;
+use crate::filter::Filter;
+use crate::server::{self, StageRequest, TransferRequest};
+use crate::stage::{TransferStage, TransferStatus};
+use crate::wire::{TransferSessionPatch, TransferSessionRequest, TransferSessionWire};
+
+/// `POST transfersessions/`: without `ASYNC_OPERATIONS` (the legacy flow) the server also serializes and
+/// queues before answering. 201 when the requested stage completed, 202 otherwise.
+pub(super) async fn create(
+    state: State,
+    PeerCapabilities(peer): PeerCapabilities,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<TransferSessionWire>)> {
+    let api = &state.0;
+    let body: TransferSessionRequest = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    check_id(&body.id, "id")?;
+    check_id(&body.sync_session_id, "sync_session_id")?;
+    let caps = api.effective(&peer);
+    let request = TransferRequest {
+        id: body.id,
+        sync_session_id: body.sync_session_id,
+        filter: Filter::parse(&body.filter),
+        push: body.push,
+        client_fsic: body.client_fsic,
+        fsic_v2: caps.has(capabilities::FSIC_V2_FORMAT),
+    };
+    let mut ts = server::create_transfer(api.engine(), &request).await?;
+    if request.push && body.records_total.is_some() {
+        let total = StageRequest { records_total: body.records_total, ..Default::default() };
+        ts = server::proceed_to(api.engine(), &ts.id, &total).await?;
+    }
+    if !caps.has(capabilities::ASYNC_OPERATIONS) {
+        let to_queuing = StageRequest { stage: Some(TransferStage::Queuing), ..Default::default() };
+        ts = server::proceed_to(api.engine(), &ts.id, &to_queuing).await?;
+    }
+    let status = if ts.status == TransferStatus::Completed { StatusCode::CREATED } else { StatusCode::ACCEPTED };
+    Ok((status, Json((&ts).into())))
+}
+
+/// `GET transfersessions/<id>/`.
+pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Json<TransferSessionWire>> {
+    check_id(&id, "the transfer session id")?;
+    let ts = server::transfer_session(state.0.engine(), &id).await?;
+    Ok(Json((&ts).into()))
+}
+
+/// `PATCH transfersessions/<id>/`: runs the server's part of every stage up to `transfer_stage`.
+pub(super) async fn update(
+    state: State,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<TransferSessionWire>> {
+    check_id(&id, "the transfer session id")?;
+    let api = &state.0;
+    let patch: TransferSessionPatch = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    let stage = match patch.transfer_stage.as_deref() {
+        None => None,
+        Some(name) => Some(name.parse::<TransferStage>().map_err(ApiError::bad_request)?),
+    };
+    let request = StageRequest {
+        stage,
+        client_fsic: patch.client_fsic,
+        records_total: patch.records_total,
+        records_transferred: patch.records_transferred,
+    };
+    let ts = server::proceed_to(api.engine(), &id, &request).await?;
+    Ok(Json((&ts).into()))
+}
+
+/// `DELETE transfersessions/<id>/`: finishes (legacy flow) or abandons the transfer and removes its buffers.
+pub(super) async fn close(state: State, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    check_id(&id, "the transfer session id")?;
+    server::close_transfer(state.0.engine(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

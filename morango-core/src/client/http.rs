@@ -1,0 +1,192 @@
+//! One place for HTTP: base URL joining, the capabilities header, timeouts, retries with backoff, gzip posts,
+//! and turning failures into typed errors.
+
+use std::io::Write;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::capabilities::Capabilities;
+use crate::error::{Error, Result};
+use crate::wire::{API_PREFIX, CAPABILITIES_HEADER, ErrorBody};
+
+/// How the client talks HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The longest a single request may take.
+    pub timeout: Duration,
+    /// How often a request that could not reach the server is tried again.
+    pub retries: u32,
+    /// The first wait before a retry; it doubles each time.
+    pub backoff: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { timeout: Duration::from_secs(120), retries: 7, backoff: Duration::from_millis(300) }
+    }
+}
+
+/// An HTTP client bound to one Morango server.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    base: String,
+    capabilities: Capabilities,
+    settings: HttpSettings,
+}
+
+/// A request body.
+pub enum Body<'a, T: Serialize> {
+    /// No body.
+    None,
+    /// JSON.
+    Json(&'a T),
+    /// JSON, gzipped (`Content-Type: application/gzip`).
+    Gzip(&'a T),
+}
+
+impl Http {
+    /// A client for the server at `base_url` (which must end with `/`; one is added otherwise).
+    pub fn new(base_url: &str, capabilities: Capabilities, settings: HttpSettings) -> Result<Http> {
+        install_crypto_provider();
+        let base = if base_url.ends_with('/') { base_url.to_owned() } else { format!("{base_url}/") };
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| Error::Invalid(format!("server URL `{base_url}` is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::Invalid(format!("server URL `{base_url}` must be http or https")));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+            .user_agent(concat!("morango-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Transport { url: base.clone(), message: e.to_string() })?;
+        Ok(Http { client, base, capabilities, settings })
+    }
+
+    /// The base URL (ends with `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Replaces the capabilities sent with every request (after negotiation).
+    pub fn set_capabilities(&mut self, capabilities: Capabilities) {
+        self.capabilities = capabilities;
+    }
+
+    /// Sends a request to `api/morango/v1/<path>` and reads a JSON answer; connection failures are retried.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_, B>,
+        configure: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T> {
+        let bytes = self.send(method.clone(), path, body, configure).await?;
+        let url = self.url(path);
+        serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
+            method: method.to_string(),
+            url,
+            status: 200,
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+
+    /// Like [`Http::call`] for answers without a body worth reading.
+    pub async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_, B>,
+        configure: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        let payload = match body {
+            Body::None => None,
+            Body::Json(value) => Some(("application/json", json(value)?)),
+            Body::Gzip(value) => Some(("application/gzip", gzip(&json(value)?)?)),
+        };
+        let mut attempt = 0;
+        loop {
+            let mut request = self
+                .client
+                .request(method.clone(), &url)
+                .header(CAPABILITIES_HEADER, self.capabilities.to_header());
+            if let Some((content_type, bytes)) = &payload {
+                request = request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
+            }
+            match configure(request).send().await {
+                Ok(response) => return read(method, url, response).await,
+                Err(error) if attempt < self.settings.retries && retryable(&error) => {
+                    let wait = self.settings.backoff.saturating_mul(1 << attempt.min(16));
+                    tracing::warn!(%url, %error, ?wait, "request failed, retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(Error::Transport { url, message: describe(&error) }),
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{API_PREFIX}{path}", self.base)
+    }
+}
+
+/// Connection failures and timeouts may succeed on a retry; an HTTP answer with an error status is final.
+fn retryable(error: &reqwest::Error) -> bool {
+    error.is_connect() || error.is_timeout() || error.is_request()
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn read(method: Method, url: String, response: reqwest::Response) -> Result<Vec<u8>> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
+    if status.is_success() {
+        return Ok(bytes.to_vec());
+    }
+    let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => body.detail,
+        Err(_) => String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+    };
+    let message = if message.is_empty() { status.canonical_reason().unwrap_or_default().to_owned() } else { message };
+    Err(Error::Remote { method: method.to_string(), url, status: status.as_u16(), message })
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Invalid(format!("cannot encode request: {e}")))
+}
+
+/// Gzip level 9 with a zero mtime, as Python Morango sends it.
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).map_err(|e| Error::Invalid(format!("cannot compress request: {e}")))?;
+    encoder.finish().map_err(|e| Error::Invalid(format!("cannot compress request: {e}")))
+}
+
+/// reqwest is built without a default TLS crypto provider (it saves building aws-lc); install ring's once.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another part of the program may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// True for a remote `404`.
+pub fn is_not_found(error: &Error) -> bool {
+    matches!(error, Error::Remote { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+}

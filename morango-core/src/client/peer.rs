@@ -1,0 +1,100 @@
+//! [`HttpPeer`]: the [`Peer`] a client drives over HTTP, one method per endpoint.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::http::{Body, Http, is_not_found};
+use crate::buffer::BufferRecord;
+use crate::capabilities::{self, Capabilities};
+use crate::error::{Error, Result};
+use crate::peer::Peer;
+use crate::server::{StageRequest, TransferRequest};
+use crate::session::TransferSession;
+use crate::wire::{BufferPage, TransferSessionPatch, TransferSessionRequest, TransferSessionWire};
+
+/// A Morango server reached over HTTP, within an open sync session.
+pub struct HttpPeer {
+    http: Http,
+    capabilities: Capabilities,
+}
+
+impl HttpPeer {
+    /// The peer behind `http`, using the negotiated `capabilities`.
+    pub fn new(http: Http, capabilities: Capabilities) -> Self {
+        HttpPeer { http, capabilities }
+    }
+
+    fn session(&self, wire: TransferSessionWire) -> Result<TransferSession> {
+        wire.to_session(self.capabilities.has(capabilities::FSIC_V2_FORMAT))
+            .map_err(|e| Error::Invalid(format!("the server answered with an unreadable transfer session: {e}")))
+    }
+}
+
+type NoBody = Body<'static, ()>;
+
+#[async_trait::async_trait]
+impl Peer for HttpPeer {
+    async fn open_sync_session(&self, _id: &str, _client_instance_json: &str) -> Result<String> {
+        Err(Error::Invalid("network sync sessions are opened by NetworkSyncConnection's certificate handshake".into()))
+    }
+
+    async fn close_sync_session(&self, id: &str) -> Result<()> {
+        match self.http.send(Method::DELETE, &format!("syncsessions/{id}/"), NoBody::None, |r| r).await {
+            Err(error) if !is_not_found(&error) => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create_transfer_session(&self, request: &TransferRequest) -> Result<TransferSession> {
+        let body = TransferSessionRequest {
+            id: request.id.clone(),
+            filter: request.filter.to_wire(),
+            push: request.push,
+            sync_session_id: request.sync_session_id.clone(),
+            client_fsic: request.client_fsic.clone(),
+            records_total: None,
+        };
+        let wire = self.http.call(Method::POST, "transfersessions/", Body::Json(&body), |r| r).await?;
+        self.session(wire)
+    }
+
+    async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession> {
+        let patch = TransferSessionPatch {
+            transfer_stage: request.stage.map(|s| s.as_str().to_owned()),
+            client_fsic: request.client_fsic.clone(),
+            records_total: request.records_total,
+            records_transferred: request.records_transferred,
+            bytes_sent: None,
+            bytes_received: None,
+        };
+        let wire = self.http.call(Method::PATCH, &format!("transfersessions/{id}/"), Body::Json(&patch), |r| r).await?;
+        self.session(wire)
+    }
+
+    async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
+        let query = [("limit", limit.to_string()), ("offset", offset.to_string()), ("transfer_session_id", id.to_owned())];
+        let page: Value = self.http.call(Method::GET, "buffers/", NoBody::None, |r| r.query(&query)).await?;
+        let records = match page {
+            // A bare list (no pagination) is also a valid answer.
+            Value::Array(_) => serde_json::from_value(page),
+            _ => serde_json::from_value::<BufferPage>(page).map(|p| p.results),
+        };
+        records.map_err(|e| Error::Invalid(format!("the server sent malformed records: {e}")))
+    }
+
+    async fn push_buffers(&self, _id: &str, records: &[BufferRecord]) -> Result<()> {
+        let body = if self.capabilities.has(capabilities::GZIP_BUFFER_POST) {
+            Body::Gzip(&records)
+        } else {
+            Body::Json(&records)
+        };
+        self.http.send(Method::POST, "buffers/", body, |r| r).await.map(|_| ())
+    }
+
+    async fn close_transfer_session(&self, id: &str) -> Result<()> {
+        match self.http.send(Method::DELETE, &format!("transfersessions/{id}/"), NoBody::None, |r| r).await {
+            Err(error) if !is_not_found(&error) => Err(error),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Interrupted transfers continue from their stored stage when the same sync session pulls or pushes again.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use morango::capabilities::Capabilities;
+use morango::peer::{LocalPeer, Peer as SyncPeer};
+use morango::server::{StageRequest, TransferRequest};
+use morango::session::TransferSession;
+use morango::{BufferRecord, Filter, SyncClient, TransferStage};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+
+use crate::fixtures;
+use crate::on_both_backends;
+use crate::schema::{self, learner, Tables};
+use crate::support::{Backend, Peer};
+
+on_both_backends!(
+    an_interrupted_pull_resumes_from_its_stored_stage,
+    a_pull_whose_last_chunk_was_staged_but_not_counted_resumes,
+    a_push_interrupted_after_queuing_resumes,
+);
+
+/// A local peer whose connection drops: after `pages` record pages, or once at `stage`.
+struct Flaky<'a> {
+    inner: LocalPeer<'a>,
+    pages_left: AtomicUsize,
+    fail_at: Option<TransferStage>,
+    armed: AtomicBool,
+}
+
+impl<'a> Flaky<'a> {
+    fn after_pages(engine: &'a morango::Engine, pages: usize) -> Self {
+        Flaky { inner: LocalPeer::new(engine), pages_left: pages.into(), fail_at: None, armed: false.into() }
+    }
+
+    fn once_at(engine: &'a morango::Engine, stage: TransferStage) -> Self {
+        Flaky { inner: LocalPeer::new(engine), pages_left: usize::MAX.into(), fail_at: Some(stage), armed: true.into() }
+    }
+}
+
+fn reset() -> morango::Error {
+    morango::Error::Transport { url: "local".into(), message: "connection reset".into() }
+}
+
+#[async_trait::async_trait]
+impl SyncPeer for Flaky<'_> {
+    async fn open_sync_session(&self, id: &str, instance: &str) -> morango::Result<String> {
+        self.inner.open_sync_session(id, instance).await
+    }
+    async fn close_sync_session(&self, id: &str) -> morango::Result<()> {
+        self.inner.close_sync_session(id).await
+    }
+    async fn create_transfer_session(&self, request: &TransferRequest) -> morango::Result<TransferSession> {
+        self.inner.create_transfer_session(request).await
+    }
+    async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> morango::Result<TransferSession> {
+        if request.stage.is_some() && request.stage == self.fail_at && self.armed.swap(false, Ordering::SeqCst) {
+            return Err(reset());
+        }
+        self.inner.update_transfer_session(id, request).await
+    }
+    async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> morango::Result<Vec<BufferRecord>> {
+        if self.pages_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Err(reset());
+        }
+        self.inner.pull_buffers(id, offset, limit).await
+    }
+    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> morango::Result<()> {
+        self.inner.push_buffers(id, records).await
+    }
+    async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
+        self.inner.close_transfer_session(id).await
+    }
+}
+
+async fn server_and_client(backend: Backend) -> (Peer, Peer, schema::facility::Model) {
+    let a = Peer::new(backend).await;
+    let b = Peer::with(backend, Tables::Current, &schema::FACILITY_DATA, 3).await;
+    let facility = fixtures::facility(a.db(), "Riverside").await;
+    for i in 0..9 {
+        fixtures::learner(a.db(), &facility, &format!("learner {i}")).await;
+    }
+    (a, b, facility)
+}
+
+async fn an_interrupted_pull_resumes_from_its_stored_stage(backend: Backend) {
+    let (a, b, _) = server_and_client(backend).await;
+    let flaky = Flaky::after_pages(&a.engine, 2);
+    let session = SyncClient::connect(&b.engine, &flaky, Capabilities::all()).await.unwrap();
+    let everything = Filter::everything();
+    assert!(session.pull(&everything).await.is_err(), "the connection dropped after two pages");
+    let session_id = session.id().to_owned();
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 0, "nothing applied yet");
+
+    let healthy = LocalPeer::new(&a.engine);
+    let resumed = SyncClient::attach(&b.engine, &healthy, session_id, Capabilities::all());
+    let report = resumed.pull(&everything).await.unwrap();
+    assert_eq!((report.records_total, report.records_transferred), (10, 10));
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 9);
+    let stored = b.store_snapshot().await;
+    assert_eq!(stored.len(), 10);
+    assert!(stored.iter().all(|row| !row.dirty_bit));
+    resumed.close().await.unwrap();
+    a.finish().await;
+    b.finish().await;
+}
+
+async fn a_pull_whose_last_chunk_was_staged_but_not_counted_resumes(backend: Backend) {
+    let (a, b, _) = server_and_client(backend).await;
+    let flaky = Flaky::once_at(&a.engine, TransferStage::Transferring);
+    let session = SyncClient::connect(&b.engine, &flaky, Capabilities::all()).await.unwrap();
+    assert!(session.pull(&Filter::everything()).await.is_err(), "dropped after staging the first page");
+    // As if the process died between staging the page and recording its count.
+    b.db().execute_unprepared("UPDATE morango_transfersession SET records_transferred = 0").await.unwrap();
+    let report = session.pull(&Filter::everything()).await.expect("the resumed pull completes");
+    assert_eq!(report.records_transferred, 10);
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 9);
+    a.finish().await;
+    b.finish().await;
+}
+
+async fn a_push_interrupted_after_queuing_resumes(backend: Backend) {
+    let (a, b, facility) = server_and_client(backend).await;
+    b.sync_all(&a).await;
+    fixtures::learner(b.db(), &facility, "new on the tablet").await;
+    let flaky = Flaky::once_at(&a.engine, TransferStage::Queuing);
+    let session = SyncClient::connect(&b.engine, &flaky, Capabilities::all()).await.unwrap();
+    assert!(session.push(&Filter::everything()).await.is_err(), "dropped after queuing locally");
+    let report = session.push(&Filter::everything()).await.expect("the resumed push completes");
+    assert_eq!(report.records_total, 1);
+    assert_eq!(learner::Entity::find().count(a.db()).await.unwrap(), 10);
+    a.finish().await;
+    b.finish().await;
+}
