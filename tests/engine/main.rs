@@ -5,6 +5,7 @@ mod support;
 
 mod concurrency;
 mod convergence;
+mod dense;
 mod fixtures;
 mod resume;
 mod runtime_checks;
