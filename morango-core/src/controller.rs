@@ -122,6 +122,8 @@ impl<'a> SyncClient<'a> {
                 is_server: false,
                 profile: engine.profile().name().to_owned(),
                 connection_kind: "local".into(),
+                client_certificate_id: None,
+                server_certificate_id: None,
                 client_instance_json,
                 server_instance_json,
                 active: true,

@@ -372,7 +372,12 @@ async fn deleted_in_store(txn: &DatabaseTransaction, ids: &[String]) -> Result<H
 
 /// A record whose foreign-key target was deleted is deleted too: its row now, its store record at the next
 /// serialization (Morango's rule).
-async fn cascade_deletion(txn: &DatabaseTransaction, engine: &Engine, model: &dyn SyncableModel, id: &str) -> Result<()> {
+async fn cascade_deletion(
+    txn: &DatabaseTransaction,
+    engine: &Engine,
+    model: &dyn SyncableModel,
+    id: &str,
+) -> Result<()> {
     // An older local row of the record goes too (without a database cascade nothing else would remove it).
     delete_app_rows(txn, model, &[id.to_owned()]).await?;
     sql::exec(

@@ -22,6 +22,10 @@ pub enum Error {
     /// Data received from a peer was rejected; nothing of it was written.
     #[error("invalid data from peer: {0}")]
     Invalid(String),
+    /// A certificate or chain was refused.
+    #[cfg(feature = "network")]
+    #[error(transparent)]
+    Certificate(Box<crate::certificate::CertificateError>),
     /// An FSIC could not be read or is not allowed for this transfer.
     #[error(transparent)]
     Fsic(#[from] FsicError),
@@ -62,6 +66,13 @@ pub enum Error {
         /// What the peer reported.
         message: String,
     },
+}
+
+#[cfg(feature = "network")]
+impl From<crate::certificate::CertificateError> for Error {
+    fn from(error: crate::certificate::CertificateError) -> Self {
+        Error::Certificate(Box::new(error))
+    }
 }
 
 /// The engine's result type.

@@ -251,7 +251,10 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
 }
 
 /// Which of `ids` are dirty in the application table.
-async fn dirty_among<E: Syncable>(txn: &DatabaseTransaction, ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+async fn dirty_among<E: Syncable>(
+    txn: &DatabaseTransaction,
+    ids: &[&str],
+) -> Result<std::collections::HashSet<String>> {
     if ids.is_empty() {
         return Ok(Default::default());
     }

@@ -61,6 +61,8 @@ pub async fn open_sync_session(
             is_server: true,
             profile: engine.profile().name().to_owned(),
             connection_kind: connection_kind.to_owned(),
+            client_certificate_id: None,
+            server_certificate_id: None,
             client_instance_json: client_instance_json.to_owned(),
             server_instance_json: server_instance_json.clone(),
             active: true,
@@ -82,8 +84,12 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
     if !is_valid_id(&request.id) {
         return Err(Error::Invalid("transfer session ids are 32 lowercase hex characters".into()));
     }
-    session::active_sync_session(engine.db(), &request.sync_session_id).await?;
+    let sync_session = session::active_sync_session(engine.db(), &request.sync_session_id).await?;
     check_filter(&request.filter)?;
+    #[cfg(feature = "network")]
+    check_scope(engine, &sync_session, &request.filter, request.push).await?;
+    #[cfg(not(feature = "network"))]
+    let _ = sync_session;
     if let Some(existing) = session::active_transfer(engine.db(), &request.sync_session_id, request.push).await? {
         return Ok(existing);
     }
@@ -146,10 +152,17 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
             }
         }
         session::save_transfer(engine.db(), &ts).await?;
-        emit(engine, &ts, match ts.status {
-            TransferStatus::Completed => Progress::Completed,
-            _ => Progress::InProgress { done: ts.records_transferred as u64, total: ts.records_total.unwrap_or(0) as u64 },
-        });
+        emit(
+            engine,
+            &ts,
+            match ts.status {
+                TransferStatus::Completed => Progress::Completed,
+                _ => Progress::InProgress {
+                    done: ts.records_transferred as u64,
+                    total: ts.records_total.unwrap_or(0) as u64,
+                },
+            },
+        );
         if ts.status != TransferStatus::Completed {
             break;
         }
@@ -224,10 +237,11 @@ pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Res
         )));
     }
     transfer::receive_chunk(engine, &mut ts, records).await?;
-    emit(engine, &ts, Progress::InProgress {
-        done: ts.records_transferred as u64,
-        total: ts.records_total.unwrap_or(0) as u64,
-    });
+    emit(
+        engine,
+        &ts,
+        Progress::InProgress { done: ts.records_transferred as u64, total: ts.records_total.unwrap_or(0) as u64 },
+    );
     ts.stage = TransferStage::Transferring;
     ts.status = if ts.records_transferred >= ts.records_total.unwrap_or(0) {
         TransferStatus::Completed
@@ -249,6 +263,43 @@ pub async fn close_transfer(engine: &Engine, id: &str) -> Result<()> {
     }
     transfer::cleanup(engine, &mut ts).await?;
     session::save_transfer(engine.db(), &ts).await
+}
+
+/// The four scope rules of a network session (spec §2.8): a push needs the filter inside the client's write
+/// scope and the server's read scope; a pull inside the client's read scope and the server's write scope.
+#[cfg(feature = "network")]
+async fn check_scope(engine: &Engine, session: &SyncSession, filter: &Filter, push: bool) -> Result<()> {
+    use crate::certificate;
+    let (Some(client_id), Some(server_id)) = (&session.client_certificate_id, &session.server_certificate_id) else {
+        return Ok(());
+    };
+    let db = engine.db();
+    let load = |id: String| async move {
+        certificate::get(db, &id).await?.ok_or_else(|| Error::NotFound(format!("certificate {id} is gone")))
+    };
+    let client = certificate::scope_of(db, &load(client_id.clone()).await?).await?;
+    let server = certificate::scope_of(db, &load(server_id.clone()).await?).await?;
+    let (client_ok, server_ok) = if push {
+        (filter.is_subset_of(&client.write), filter.is_subset_of(&server.read))
+    } else {
+        (filter.is_subset_of(&client.read), filter.is_subset_of(&server.write))
+    };
+    // Python assigns the server's message last, so it wins when both fail.
+    match (push, client_ok, server_ok) {
+        (true, _, false) => Err(Error::Forbidden(
+            "Server certificate scope does not permit receiving pushes for the requested filter.".into(),
+        )),
+        (true, false, _) => {
+            Err(Error::Forbidden("Client certificate scope does not permit pushing for the requested filter.".into()))
+        }
+        (false, _, false) => Err(Error::Forbidden(
+            "Server certificate scope does not permit responding to pulls for the requested filter.".into(),
+        )),
+        (false, false, _) => {
+            Err(Error::Forbidden("Client certificate scope does not permit pulling for the requested filter.".into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A transfer's filter: at least one prefix, none containing whitespace (the wire form separates them so).

@@ -19,6 +19,10 @@ pub struct SyncSession {
     pub profile: String,
     /// `"local"` for in-process syncs, `"network"` over HTTP.
     pub connection_kind: String,
+    /// The client's certificate (network sessions).
+    pub client_certificate_id: Option<String>,
+    /// The server's certificate (network sessions).
+    pub server_certificate_id: Option<String>,
     /// The client's instance JSON.
     pub client_instance_json: String,
     /// The server's instance JSON.
@@ -73,8 +77,8 @@ pub(crate) async fn create_sync_session<C: ConnectionTrait>(db: &C, session: &Sy
         db,
         "creating a sync session",
         "INSERT INTO morango_syncsession (id, start_timestamp, last_activity_timestamp, active, is_server, profile, \
-         connection_kind, client_instance_json, server_instance_json, client_instance_id, server_instance_id) \
-         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         connection_kind, client_instance_json, server_instance_json, client_instance_id, server_instance_id, \
+         client_certificate_id, server_certificate_id) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         vec![
             text(&session.id),
             now(),
@@ -86,6 +90,8 @@ pub(crate) async fn create_sync_session<C: ConnectionTrait>(db: &C, session: &Sy
             text(&session.server_instance_json),
             instance_id_of(&session.client_instance_json),
             instance_id_of(&session.server_instance_json),
+            Value::String(session.client_certificate_id.clone()),
+            Value::String(session.server_certificate_id.clone()),
         ],
     )
     .await?;
@@ -105,8 +111,8 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
     let row = sql::query_one(
         db,
         "reading a sync session",
-        "SELECT id, is_server, profile, connection_kind, client_instance_json, server_instance_json, active \
-         FROM morango_syncsession WHERE id = $1 AND active = $2",
+        "SELECT id, is_server, profile, connection_kind, client_instance_json, server_instance_json, active, \
+         client_certificate_id, server_certificate_id FROM morango_syncsession WHERE id = $1 AND active = $2",
         vec![text(id), true.into()],
     )
     .await?
@@ -116,6 +122,8 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
         is_server: get(&row, "is_server")?,
         profile: get(&row, "profile")?,
         connection_kind: get(&row, "connection_kind")?,
+        client_certificate_id: get(&row, "client_certificate_id")?,
+        server_certificate_id: get(&row, "server_certificate_id")?,
         client_instance_json: get(&row, "client_instance_json")?,
         server_instance_json: get(&row, "server_instance_json")?,
         active: get(&row, "active")?,

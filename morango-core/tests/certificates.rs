@@ -737,8 +737,14 @@ async fn a_chain_from_an_unknown_root_is_refused_unless_new_roots_are_accepted(b
     assert_eq!(count_certificates(&peer.db).await, 0);
     assert_eq!(RootTrust::default(), RootTrust::KnownRootsOnly);
 
-    let leaf = save_wire(&peer.db, &chain, RootTrust::AcceptNewRoots).await.unwrap();
+    // Two peers presenting the same new chain at once both succeed.
+    let (first, second) = tokio::join!(
+        save_wire(&peer.db, &chain, RootTrust::AcceptNewRoots),
+        save_wire(&peer.db, &chain, RootTrust::AcceptNewRoots)
+    );
+    let leaf = first.unwrap();
     assert_eq!(leaf.id(), chain[1]["id"]);
+    assert_eq!(second.unwrap().id(), leaf.id());
     assert_eq!(count_certificates(&peer.db).await, 2);
     // Now the root is known: the same chain, and the leaf alone, are accepted without new roots.
     save_wire(&peer.db, &chain, RootTrust::KnownRootsOnly).await.unwrap();

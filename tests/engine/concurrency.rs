@@ -43,7 +43,8 @@ async fn a_deletion_committed_during_serialization_is_recorded(backend: Backend)
     video.clone().delete(a.db()).await.unwrap();
     // Serialization will stop at the log's store row, held by another transaction...
     let holder = a.db().begin().await.unwrap();
-    let lock = statement(a.backend(), "SELECT id FROM morango_store WHERE id = $1 FOR UPDATE", vec![video.id.clone().into()]);
+    let lock =
+        statement(a.backend(), "SELECT id FROM morango_store WHERE id = $1 FOR UPDATE", vec![video.id.clone().into()]);
     holder.execute_raw(lock).await.unwrap();
     let serializing = async { a.engine.serialize(None).await.unwrap() };
     let meanwhile = async {
@@ -66,10 +67,11 @@ async fn an_edit_committed_during_a_pull_survives(backend: Backend) {
     rename_learner(a.db(), &ada.id, "edited on A").await;
     // B's application edits Ada in a transaction that commits while B pulls A's version.
     let app = b.db().begin().await.unwrap();
-    let edit = statement(b.backend(), "UPDATE learner SET full_name = $1 WHERE id = $2", vec![
-        "edited on B".into(),
-        ada.id.clone().into(),
-    ]);
+    let edit = statement(
+        b.backend(),
+        "UPDATE learner SET full_name = $1 WHERE id = $2",
+        vec!["edited on B".into(), ada.id.clone().into()],
+    );
     app.execute_raw(edit).await.unwrap();
     let pull = SyncOptions::new(Filter::everything()).pull_only();
     let syncing = async { morango::sync_local(&b.engine, &a.engine, &pull).await.unwrap() };

@@ -34,7 +34,8 @@ async fn peer(backend: Backend) -> (TestDb, Engine) {
 async fn dense_and_compact_entities_sync_a_tree_and_a_junction(backend: Backend) {
     let ((a_db, a), (b_db, b)) = (peer(backend).await, peer(backend).await);
     let db = a.db();
-    let school = facility::ActiveModel { name: Set("Riverside".into()), ..Default::default() }.insert(db).await.unwrap();
+    let school =
+        facility::ActiveModel { name: Set("Riverside".into()), ..Default::default() }.insert(db).await.unwrap();
     let ada = learner::ActiveModel {
         facility_id: Set(school.id.clone()),
         username: Set("ada".into()),

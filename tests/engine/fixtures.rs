@@ -4,8 +4,17 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrai
 
 use crate::schema::{facility, group, learner, log, note};
 
+/// A facility whose dataset (and record) id is random.
 pub async fn facility(db: &DatabaseConnection, name: &str) -> facility::Model {
-    facility::ActiveModel { name: Set(name.into()), ..Default::default() }.insert(db).await.expect("insert facility")
+    facility_of_dataset(db, name, &morango::ids::random_id()).await
+}
+
+/// A facility whose dataset id is given, e.g. the id of its root certificate.
+pub async fn facility_of_dataset(db: &DatabaseConnection, name: &str, dataset_id: &str) -> facility::Model {
+    facility::ActiveModel { name: Set(name.into()), dataset_id: Set(dataset_id.into()), ..Default::default() }
+        .insert(db)
+        .await
+        .expect("insert facility")
 }
 
 pub async fn learner(db: &DatabaseConnection, facility: &facility::Model, username: &str) -> learner::Model {

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 
 use crate::fixtures;
 use crate::on_both_backends;
-use crate::schema::{self, learner, Tables};
+use crate::schema::{self, Tables, learner};
 use crate::support::{Backend, Peer};
 
 on_both_backends!(

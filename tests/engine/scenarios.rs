@@ -442,7 +442,9 @@ async fn v1_with_several_prefixes_claims_nothing_it_cannot_vouch_for(backend: Ba
     let v1 = |prefixes: Vec<String>| SyncOptions::new(Filter::new(prefixes)).with_fsic_v1().pull_only();
     let ada_rw = format!("{f}:user-rw:{}", ada.id);
     let bob_rw = format!("{f}:user-rw:{}", bob.id);
-    morango::sync_local(&b.engine, &a.engine, &v1(vec![format!("{f}:user-ro:{}", ada.id), ada_rw.clone()])).await.unwrap();
+    morango::sync_local(&b.engine, &a.engine, &v1(vec![format!("{f}:user-ro:{}", ada.id), ada_rw.clone()]))
+        .await
+        .unwrap();
     // C pulls both learners' log partitions from B, which holds only Ada's.
     morango::sync_local(&c.engine, &b.engine, &v1(vec![ada_rw, bob_rw.clone()])).await.unwrap();
     morango::sync_local(&c.engine, &a.engine, &v1(vec![bob_rw])).await.unwrap();
@@ -493,7 +495,10 @@ async fn a_sender_fsic_outside_the_filter_is_refused(backend: Backend) {
     assert!(matches!(refused, Err(morango::Error::Fsic(_))), "{refused:?}");
     let counters = sea_orm::ConnectionTrait::query_all_raw(
         server.db(),
-        sea_orm::Statement::from_string(server.backend(), "SELECT * FROM morango_databasemaxcounter WHERE counter > 1000"),
+        sea_orm::Statement::from_string(
+            server.backend(),
+            "SELECT * FROM morango_databasemaxcounter WHERE counter > 1000",
+        ),
     )
     .await
     .unwrap();

@@ -23,7 +23,8 @@ pub(super) async fn pull(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let id = query.get("transfer_session_id").ok_or_else(|| ApiError::bad_request("transfer_session_id is required"))?;
+    let id =
+        query.get("transfer_session_id").ok_or_else(|| ApiError::bad_request("transfer_session_id is required"))?;
     check_id(id, "transfer_session_id")?;
     let number = |key: &str| -> ApiResult<Option<i64>> {
         match query.get(key) {

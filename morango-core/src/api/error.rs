@@ -1,8 +1,8 @@
 //! One place that turns engine errors into HTTP answers: a status and a JSON body saying what was wrong.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use crate::error::Error;
 use crate::wire::ErrorBody;
@@ -56,8 +56,14 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
+        if let Error::Certificate(error) = &error {
+            if !error.is_internal() {
+                return ApiError::certificate(StatusCode::BAD_REQUEST, error.error_class(), error.to_string());
+            }
+        }
         let status = match &error {
             Error::Invalid(_) | Error::Fsic(_) => StatusCode::BAD_REQUEST,
+            Error::Certificate(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Session(_) => StatusCode::CONFLICT,
@@ -69,6 +75,12 @@ impl From<Error> for ApiError {
             return ApiError::new(status, "internal error");
         }
         ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<crate::certificate::CertificateError> for ApiError {
+    fn from(error: crate::certificate::CertificateError) -> Self {
+        ApiError::from(Error::from(error))
     }
 }
 

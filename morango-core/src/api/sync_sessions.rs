@@ -1,16 +1,105 @@
-//! `nonces/` and `syncsessions/` (spec §2.5–§2.7, §3.7).
+//! `nonces/` and `syncsessions/` (spec §2.5–§2.7, §3.7): the handshake in which the client proves it holds its
+//! certificate's key, and the server proves it holds its own.
 
-use super::{ApiError, ApiResult, State};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
 
-pub(super) async fn nonce(_state: State) -> ApiResult<()> {
-    Err(ApiError::not_found("todo"))
+use super::extract::json_body;
+use super::{ApiError, ApiResult, State, check_id};
+use crate::certificate::{self, RootTrust};
+use crate::nonce;
+use crate::session::{self, SyncSession};
+use crate::wire::{NonceWire, SyncSessionCreated, SyncSessionRequest, SyncSessionWire};
+
+/// `POST nonces/`: a one-time value to sign, valid for a minute.
+pub(super) async fn nonce(state: State) -> ApiResult<(StatusCode, Json<NonceWire>)> {
+    let nonce = nonce::create(state.0.engine().db(), "").await?;
+    Ok((StatusCode::CREATED, Json(nonce.to_wire())))
 }
-pub(super) async fn create(_state: State) -> ApiResult<()> {
-    Err(ApiError::not_found("todo"))
+
+/// `POST syncsessions/`: verify the client's chain, its signature of `"<nonce>:<id>"` and the nonce; answer with
+/// the server certificate's signature of the same message.
+pub(super) async fn create(
+    state: State,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<SyncSessionCreated>)> {
+    let api = &state.0;
+    let db = api.engine().db();
+    let request: SyncSessionRequest = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    check_id(&request.id, "id")?;
+    check_id(&request.client_certificate_id, "client_certificate_id")?;
+    check_id(&request.server_certificate_id, "server_certificate_id")?;
+    check_id(&request.nonce, "nonce")?;
+    let refused = |error: certificate::CertificateError| {
+        ApiError::certificate(
+            StatusCode::FORBIDDEN,
+            error.error_class(),
+            format!("Saving certificate chain has failed: {error}"),
+        )
+    };
+    let chain = certificate::parse_chain(&request.certificate_chain).map_err(refused)?;
+    let roots = if api.settings().trust_new_roots { RootTrust::AcceptNewRoots } else { RootTrust::KnownRootsOnly };
+    let client = certificate::save_certificate_chain(db, &chain, Some(&request.client_certificate_id), roots)
+        .await
+        .map_err(refused)?;
+    let server = certificate::get(db, &request.server_certificate_id)
+        .await?
+        .filter(|cert| cert.has_private_key())
+        .ok_or_else(|| ApiError::bad_request("Requested certificate does not exist!"))?;
+    if client.profile() != server.profile() {
+        return Err(ApiError::bad_request("Certificates must both be associated with the same profile"));
+    }
+    if server.profile() != api.engine().profile().name() {
+        return Err(ApiError::bad_request("This server does not sync that profile"));
+    }
+    let message = format!("{}:{}", request.nonce, request.id);
+    if !client.verify(&message, &request.signature) {
+        return Err(ApiError::forbidden("Client certificate failed to verify signature"));
+    }
+    nonce::consume(db, &request.nonce).await.map_err(|_| ApiError::forbidden("Nonce is not valid"))?;
+    let server_instance = api.engine().instance().to_json(&api.settings().instance_info);
+    session::create_sync_session(
+        db,
+        &SyncSession {
+            id: request.id.clone(),
+            is_server: true,
+            profile: server.profile().to_owned(),
+            connection_kind: "network".into(),
+            client_certificate_id: Some(client.id().to_owned()),
+            server_certificate_id: Some(server.id().to_owned()),
+            client_instance_json: request.instance.chars().take(64 * 1024).collect(),
+            server_instance_json: server_instance.clone(),
+            active: true,
+        },
+    )
+    .await
+    .map_err(|_| ApiError::bad_request("a sync session with this id exists already"))?;
+    let signature = server.sign(&message)?;
+    Ok((StatusCode::CREATED, Json(SyncSessionCreated { signature, server_instance })))
 }
-pub(super) async fn detail(_state: State) -> ApiResult<()> {
-    Err(ApiError::not_found("todo"))
+
+/// `GET syncsessions/<id>/`: an open session (used to check that a session can be resumed).
+pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Json<SyncSessionWire>> {
+    check_id(&id, "the sync session id")?;
+    let session = session::active_sync_session(state.0.engine().db(), &id).await?;
+    Ok(Json(SyncSessionWire {
+        id: session.id,
+        active: session.active,
+        profile: session.profile,
+        connection_kind: session.connection_kind,
+        client_certificate: session.client_certificate_id,
+        server_certificate: session.server_certificate_id,
+        client_instance: session.client_instance_json,
+        server_instance: session.server_instance_json,
+    }))
 }
-pub(super) async fn close(_state: State) -> ApiResult<()> {
-    Err(ApiError::not_found("todo"))
+
+/// `DELETE syncsessions/<id>/`: closes the session and abandons its unfinished transfers.
+pub(super) async fn close(state: State, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    check_id(&id, "the sync session id")?;
+    crate::server::close_sync_session(state.0.engine(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -111,10 +111,8 @@ impl Http {
         };
         let mut attempt = 0;
         loop {
-            let mut request = self
-                .client
-                .request(method.clone(), &url)
-                .header(CAPABILITIES_HEADER, self.capabilities.to_header());
+            let mut request =
+                self.client.request(method.clone(), &url).header(CAPABILITIES_HEADER, self.capabilities.to_header());
             if let Some((content_type, bytes)) = &payload {
                 request = request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
             }

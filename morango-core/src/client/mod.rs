@@ -1,7 +1,9 @@
 //! The client side of Morango's HTTP protocol (what Python Morango's `NetworkSyncConnection` does).
 
+mod connection;
 pub mod http;
 mod peer;
 
+pub use connection::{Credentials, NetworkSession, NetworkSyncConnection};
 pub use http::{Http, HttpSettings};
 pub use peer::HttpPeer;

@@ -72,7 +72,8 @@ impl Peer for HttpPeer {
     }
 
     async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
-        let query = [("limit", limit.to_string()), ("offset", offset.to_string()), ("transfer_session_id", id.to_owned())];
+        let query =
+            [("limit", limit.to_string()), ("offset", offset.to_string()), ("transfer_session_id", id.to_owned())];
         let page: Value = self.http.call(Method::GET, "buffers/", NoBody::None, |r| r.query(&query)).await?;
         let records = match page {
             // A bare list (no pagination) is also a valid answer.
