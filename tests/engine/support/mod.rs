@@ -118,6 +118,8 @@ impl Peer {
         let test_db = TestDb::new(backend).await;
         morango::migration::migrate(&test_db.db).await.expect("Morango migrations");
         schema::create_tables(&test_db.db, tables).await.expect("application tables");
+        let definitions = include_str!("../../../fixtures/scopedefinitions.json");
+        morango::scope::load_fixture(&test_db.db, definitions).await.expect("scope definitions");
         let engine =
             Engine::builder(test_db.db.clone(), profile).chunk_size(chunk_size).open().await.expect("open engine");
         Peer { engine, test_db: Some(test_db) }
@@ -191,6 +193,12 @@ impl Peer {
             Statement::from_string(self.backend(), "SELECT counter FROM morango_instanceidmodel WHERE current = true");
         let row = self.db().query_one_raw(stmt).await.expect("counter").expect("instance row");
         row.try_get("", "counter").unwrap()
+    }
+
+    /// The engine and the database, for a server that takes the engine over.
+    pub fn split(mut self) -> (Engine, TestDb) {
+        let db = self.test_db.take().expect("the database is there until finished");
+        (self.engine, db)
     }
 
     /// Drops the database.
