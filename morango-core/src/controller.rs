@@ -124,6 +124,7 @@ impl<'a> SyncClient<'a> {
                 connection_kind: "local".into(),
                 client_certificate_id: None,
                 server_certificate_id: None,
+                signed_requests: false,
                 client_instance_json,
                 server_instance_json,
                 active: true,

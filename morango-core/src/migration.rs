@@ -279,6 +279,10 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(text_default("server_instance_json"))
             .col(text_default("extra_fields"))
             .col(text_default("process_id"))
+            // MORANGO_RS_SIGNED_REQUESTS: every request of the session is signed by the client certificate, with
+            // a sequence number that must grow (spec §15 W2).
+            .col(flag("signed_requests"))
+            .col(counter("request_sequence"))
             .to_owned(),
         Table::create()
             .table(T::TransferSession)

@@ -63,6 +63,7 @@ pub async fn open_sync_session(
             connection_kind: connection_kind.to_owned(),
             client_certificate_id: None,
             server_certificate_id: None,
+            signed_requests: false,
             client_instance_json: client_instance_json.to_owned(),
             server_instance_json: server_instance_json.clone(),
             active: true,

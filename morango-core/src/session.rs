@@ -23,6 +23,8 @@ pub struct SyncSession {
     pub client_certificate_id: Option<String>,
     /// The server's certificate (network sessions).
     pub server_certificate_id: Option<String>,
+    /// Every request after the handshake must be signed by the client certificate (`MORANGO_RS_SIGNED_REQUESTS`).
+    pub signed_requests: bool,
     /// The client's instance JSON.
     pub client_instance_json: String,
     /// The server's instance JSON.
@@ -78,7 +80,8 @@ pub(crate) async fn create_sync_session<C: ConnectionTrait>(db: &C, session: &Sy
         "creating a sync session",
         "INSERT INTO morango_syncsession (id, start_timestamp, last_activity_timestamp, active, is_server, profile, \
          connection_kind, client_instance_json, server_instance_json, client_instance_id, server_instance_id, \
-         client_certificate_id, server_certificate_id) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         client_certificate_id, server_certificate_id, signed_requests) \
+         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         vec![
             text(&session.id),
             now(),
@@ -92,6 +95,7 @@ pub(crate) async fn create_sync_session<C: ConnectionTrait>(db: &C, session: &Sy
             instance_id_of(&session.server_instance_json),
             Value::String(session.client_certificate_id.clone()),
             Value::String(session.server_certificate_id.clone()),
+            session.signed_requests.into(),
         ],
     )
     .await?;
@@ -112,7 +116,8 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
         db,
         "reading a sync session",
         "SELECT id, is_server, profile, connection_kind, client_instance_json, server_instance_json, active, \
-         client_certificate_id, server_certificate_id FROM morango_syncsession WHERE id = $1 AND active = $2",
+         client_certificate_id, server_certificate_id, signed_requests FROM morango_syncsession \
+         WHERE id = $1 AND active = $2",
         vec![text(id), true.into()],
     )
     .await?
@@ -124,10 +129,23 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
         connection_kind: get(&row, "connection_kind")?,
         client_certificate_id: get(&row, "client_certificate_id")?,
         server_certificate_id: get(&row, "server_certificate_id")?,
+        signed_requests: get(&row, "signed_requests")?,
         client_instance_json: get(&row, "client_instance_json")?,
         server_instance_json: get(&row, "server_instance_json")?,
         active: get(&row, "active")?,
     })
+}
+
+/// Records the sequence number of a signed request; false when it does not exceed the last one (a replay).
+pub(crate) async fn advance_sequence<C: ConnectionTrait>(db: &C, id: &str, sequence: i64) -> Result<bool> {
+    let updated = sql::exec(
+        db,
+        "recording a request sequence number",
+        "UPDATE morango_syncsession SET request_sequence = $1 WHERE id = $2 AND request_sequence < $1",
+        vec![sequence.into(), text(id)],
+    )
+    .await?;
+    Ok(updated == 1)
 }
 
 /// Closes a sync session and its transfers; transfers it abandoned lose their buffers.

@@ -16,6 +16,22 @@ pub const API_PREFIX: &str = "api/morango/v1/";
 /// The header carrying the sender's capabilities.
 pub const CAPABILITIES_HEADER: &str = "X-Morango-Capabilities";
 
+/// Signed requests (`MORANGO_RS_SIGNED_REQUESTS`): the session a request belongs to.
+pub const SESSION_HEADER: &str = "X-Morango-Session";
+/// Signed requests: the request's sequence number, which must grow within a session.
+pub const SEQUENCE_HEADER: &str = "X-Morango-Sequence";
+/// Signed requests: the client certificate's signature of [`canonical_request`].
+pub const SIGNATURE_HEADER: &str = "X-Morango-Signature";
+
+/// The text a client signs for a request of a signed session:
+/// `"<METHOD>\n<path and query>\n<sequence>\n<sha256 hex of the body>\n<sync session id>"`.
+pub fn canonical_request(method: &str, path_and_query: &str, sequence: i64, body: &[u8], session_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{method}\n{path_and_query}\n{sequence}\n{hex}\n{session_id}")
+}
+
 /// The Morango version this implementation speaks (reported in `morangoinfo`).
 pub const MORANGO_VERSION: &str = "0.8.15";
 

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Query;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{OriginalUri, Query};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::auth::{Request, authorize};
 use super::extract::json_body;
 use super::{ApiError, ApiResult, State, check_id};
 use crate::buffer::BufferRecord;
@@ -19,7 +20,8 @@ use crate::wire::BufferPage;
 /// the whole queue as a bare list without it — if it is small enough.
 pub(super) async fn pull(
     state: State,
-    uri: Uri,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
@@ -38,6 +40,8 @@ pub(super) async fn pull(
     let offset = number("offset")?.unwrap_or(0);
     let engine = state.0.engine();
     let ts = server::transfer_session(engine, id).await?;
+    authorize(&state.0, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &[] })
+        .await?;
     let count = ts.records_total.unwrap_or(0);
     let Some(limit) = number("limit")? else {
         if count > MAX_PAGE {
@@ -59,7 +63,13 @@ fn page_url(uri: &Uri, headers: &HeaderMap, id: &str, limit: i64, offset: i64) -
 }
 
 /// `POST buffers/`: a JSON list of records (or one record), gzipped when the sender says so.
-pub(super) async fn push(state: State, headers: HeaderMap, body: Bytes) -> ApiResult<StatusCode> {
+pub(super) async fn push(
+    state: State,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     let api = &state.0;
     let value: Value = json_body(&headers, &body, api.settings().max_body_bytes)?;
     let records: Vec<BufferRecord> = match value {
@@ -79,6 +89,8 @@ pub(super) async fn push(state: State, headers: HeaderMap, body: Bytes) -> ApiRe
     if records.iter().any(|r| r.transfer_session != id) {
         return Err(ApiError::forbidden("All pushed records must be associated with the same TransferSession."));
     }
+    let ts = server::transfer_session(api.engine(), &id).await?;
+    authorize(api, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &body }).await?;
     server::receive(api.engine(), &id, &records).await?;
     Ok(StatusCode::CREATED)
 }

@@ -4,6 +4,7 @@
 //! Handlers are thin: extractors read and validate the request, the engine does the work, and
 //! [`error::ApiError`] turns every failure into a status with a JSON body. A malformed request never writes.
 
+mod auth;
 mod buffers;
 mod certificates;
 pub mod error;

@@ -3,11 +3,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{OriginalUri, Path};
+use axum::http::{HeaderMap, Method, StatusCode};
 
-use super::extract::json_body;
+use super::auth::{Request, authorize};
+use super::extract::{PeerCapabilities, json_body};
 use super::{ApiError, ApiResult, State, check_id};
+use crate::capabilities;
 use crate::certificate::{self, RootTrust};
 use crate::nonce;
 use crate::session::{self, SyncSession};
@@ -23,6 +25,7 @@ pub(super) async fn nonce(state: State) -> ApiResult<(StatusCode, Json<NonceWire
 /// the server certificate's signature of the same message.
 pub(super) async fn create(
     state: State,
+    PeerCapabilities(peer): PeerCapabilities,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<SyncSessionCreated>)> {
@@ -70,6 +73,7 @@ pub(super) async fn create(
             connection_kind: "network".into(),
             client_certificate_id: Some(client.id().to_owned()),
             server_certificate_id: Some(server.id().to_owned()),
+            signed_requests: api.effective(&peer).has(capabilities::SIGNED_REQUESTS),
             client_instance_json: request.instance.chars().take(64 * 1024).collect(),
             server_instance_json: server_instance.clone(),
             active: true,
@@ -82,8 +86,15 @@ pub(super) async fn create(
 }
 
 /// `GET syncsessions/<id>/`: an open session (used to check that a session can be resumed).
-pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Json<SyncSessionWire>> {
+pub(super) async fn detail(
+    state: State,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Json<SyncSessionWire>> {
     check_id(&id, "the sync session id")?;
+    authorize(&state.0, &id, Request { method: &method, uri: &uri, headers: &headers, body: &[] }).await?;
     let session = session::active_sync_session(state.0.engine().db(), &id).await?;
     Ok(Json(SyncSessionWire {
         id: session.id,
@@ -98,8 +109,15 @@ pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Js
 }
 
 /// `DELETE syncsessions/<id>/`: closes the session and abandons its unfinished transfers.
-pub(super) async fn close(state: State, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(super) async fn close(
+    state: State,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     check_id(&id, "the sync session id")?;
+    authorize(&state.0, &id, Request { method: &method, uri: &uri, headers: &headers, body: &[] }).await?;
     crate::server::close_sync_session(state.0.engine(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

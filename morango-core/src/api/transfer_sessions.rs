@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{OriginalUri, Path};
+use axum::http::{HeaderMap, Method, StatusCode};
 
+use super::auth::{Request, authorize};
 use super::extract::{PeerCapabilities, json_body};
 use super::{ApiError, ApiResult, State, check_id};
 use crate::capabilities;
@@ -18,13 +19,17 @@ use crate::wire::{TransferSessionPatch, TransferSessionRequest, TransferSessionW
 pub(super) async fn create(
     state: State,
     PeerCapabilities(peer): PeerCapabilities,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    raw: Bytes,
 ) -> ApiResult<(StatusCode, Json<TransferSessionWire>)> {
     let api = &state.0;
-    let body: TransferSessionRequest = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    let body: TransferSessionRequest = json_body(&headers, &raw, api.settings().max_body_bytes)?;
     check_id(&body.id, "id")?;
     check_id(&body.sync_session_id, "sync_session_id")?;
+    let request = Request { method: &method, uri: &uri, headers: &headers, body: &raw };
+    authorize(api, &body.sync_session_id, request).await?;
     let caps = api.effective(&peer);
     let request = TransferRequest {
         id: body.id,
@@ -48,9 +53,17 @@ pub(super) async fn create(
 }
 
 /// `GET transfersessions/<id>/`.
-pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Json<TransferSessionWire>> {
+pub(super) async fn detail(
+    state: State,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Json<TransferSessionWire>> {
     check_id(&id, "the transfer session id")?;
     let ts = server::transfer_session(state.0.engine(), &id).await?;
+    authorize(&state.0, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &[] })
+        .await?;
     Ok(Json((&ts).into()))
 }
 
@@ -58,11 +71,15 @@ pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Js
 pub(super) async fn update(
     state: State,
     Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<TransferSessionWire>> {
     check_id(&id, "the transfer session id")?;
     let api = &state.0;
+    let ts = server::transfer_session(api.engine(), &id).await?;
+    authorize(api, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &body }).await?;
     let patch: TransferSessionPatch = json_body(&headers, &body, api.settings().max_body_bytes)?;
     let stage = match patch.transfer_stage.as_deref() {
         None => None,
@@ -79,8 +96,17 @@ pub(super) async fn update(
 }
 
 /// `DELETE transfersessions/<id>/`: finishes (legacy flow) or abandons the transfer and removes its buffers.
-pub(super) async fn close(state: State, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(super) async fn close(
+    state: State,
+    Path(id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     check_id(&id, "the transfer session id")?;
+    let ts = server::transfer_session(state.0.engine(), &id).await?;
+    authorize(&state.0, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &[] })
+        .await?;
     server::close_transfer(state.0.engine(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::http::{Body, Http, HttpSettings};
 use super::peer::HttpPeer;
-use crate::capabilities::Capabilities;
+use crate::capabilities::{self, Capabilities};
 use crate::certificate::{self, Certificate, PrivateKey, RootTrust};
 use crate::controller::SyncClient;
 use crate::engine::Engine;
@@ -163,13 +163,14 @@ impl<'a> NetworkSyncConnection<'a> {
                 connection_kind: "network".into(),
                 client_certificate_id: Some(client.id().to_owned()),
                 server_certificate_id: Some(server.id().to_owned()),
+                signed_requests: self.capabilities.has(capabilities::SIGNED_REQUESTS),
                 client_instance_json: instance,
                 server_instance_json: created.server_instance,
                 active: true,
             },
         )
         .await?;
-        Ok(self.session(id))
+        Ok(self.session(id, &client))
     }
 
     /// Continues a sync session this client opened before, if both sides still hold it open.
@@ -178,15 +179,26 @@ impl<'a> NetworkSyncConnection<'a> {
         if local.is_server {
             return Err(Error::Invalid(format!("sync session {id} was opened by the other side")));
         }
-        let _: SyncSessionWire =
-            self.http.call(Method::GET, &format!("syncsessions/{id}/"), NoBody::None, |r| r).await?;
-        Ok(self.session(id.to_owned()))
+        let client = match &local.client_certificate_id {
+            Some(id) => certificate::get(self.engine.db(), id).await?,
+            None => None,
+        }
+        .filter(Certificate::has_private_key)
+        .ok_or_else(|| Error::Invalid(format!("sync session {id} has no client certificate with a private key")))?;
+        let session = self.session(id.to_owned(), &client);
+        let path = format!("syncsessions/{id}/");
+        let _: SyncSessionWire = session.peer.http().call(Method::GET, &path, NoBody::None, |r| r).await?;
+        Ok(session)
     }
 
-    fn session(&self, id: String) -> NetworkSession {
+    fn session(&self, id: String, client: &Certificate) -> NetworkSession {
+        let http = match client.private_key() {
+            Some(key) if self.capabilities.has(capabilities::SIGNED_REQUESTS) => self.http.signed(&id, key.clone()),
+            _ => self.http.clone(),
+        };
         NetworkSession {
             id,
-            peer: HttpPeer::new(self.http.clone(), self.capabilities.clone()),
+            peer: HttpPeer::new(http, self.capabilities.clone()),
             capabilities: self.capabilities.clone(),
         }
     }

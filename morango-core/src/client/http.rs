@@ -8,9 +8,15 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use crate::capabilities::Capabilities;
+use crate::certificate::PrivateKey;
 use crate::error::{Error, Result};
-use crate::wire::{API_PREFIX, CAPABILITIES_HEADER, ErrorBody};
+use crate::wire::{
+    API_PREFIX, CAPABILITIES_HEADER, ErrorBody, SEQUENCE_HEADER, SESSION_HEADER, SIGNATURE_HEADER, canonical_request,
+};
 
 /// How the client talks HTTP.
 #[derive(Debug, Clone)]
@@ -36,6 +42,34 @@ pub struct Http {
     base: String,
     capabilities: Capabilities,
     settings: HttpSettings,
+    signer: Option<Arc<Signer>>,
+}
+
+/// Signs every request of a session opened with `MORANGO_RS_SIGNED_REQUESTS`.
+struct Signer {
+    session_id: String,
+    key: PrivateKey,
+    last_sequence: AtomicI64,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("session_id", &self.session_id).finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A sequence number larger than any this process used, and than any a previous run used (microseconds).
+    fn next_sequence(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let previous = self
+            .last_sequence
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last.saturating_add(1))))
+            .unwrap_or(now);
+        now.max(previous.saturating_add(1))
+    }
 }
 
 /// A request body.
@@ -64,7 +98,13 @@ impl Http {
             .user_agent(concat!("morango-rs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Transport { url: base.clone(), message: e.to_string() })?;
-        Ok(Http { client, base, capabilities, settings })
+        Ok(Http { client, base, capabilities, settings, signer: None })
+    }
+
+    /// The same client, signing every request with `key` for the sync session `session_id`.
+    pub fn signed(&self, session_id: &str, key: PrivateKey) -> Http {
+        let signer = Signer { session_id: session_id.to_owned(), key, last_sequence: AtomicI64::new(0) };
+        Http { signer: Some(Arc::new(signer)), ..self.clone() }
     }
 
     /// The base URL (ends with `/`).
@@ -116,6 +156,19 @@ impl Http {
             if let Some((content_type, bytes)) = &payload {
                 request = request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
             }
+            if let Some(signer) = &self.signer {
+                // Signed again on every attempt: a retried request gets a fresh sequence number.
+                let sequence = signer.next_sequence();
+                let body = payload.as_ref().map_or(&[][..], |(_, bytes)| bytes.as_slice());
+                let text =
+                    canonical_request(method.as_str(), &path_and_query(&url), sequence, body, &signer.session_id);
+                let signature =
+                    signer.key.sign(&text).map_err(|e| Error::Invalid(format!("cannot sign the request: {e}")))?;
+                request = request
+                    .header(SESSION_HEADER, &signer.session_id)
+                    .header(SEQUENCE_HEADER, sequence.to_string())
+                    .header(SIGNATURE_HEADER, signature);
+            }
             match configure(request).send().await {
                 Ok(response) => return read(method, url, response).await,
                 Err(error) if attempt < self.settings.retries && retryable(&error) => {
@@ -131,6 +184,17 @@ impl Http {
 
     fn url(&self, path: &str) -> String {
         format!("{}{API_PREFIX}{path}", self.base)
+    }
+}
+
+/// The path and query of a URL, as the server sees them.
+fn path_and_query(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => match parsed.query() {
+            Some(query) => format!("{}?{query}", parsed.path()),
+            None => parsed.path().to_owned(),
+        },
+        Err(_) => url.to_owned(),
     }
 }
 

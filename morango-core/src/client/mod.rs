@@ -3,7 +3,9 @@
 mod connection;
 pub mod http;
 mod peer;
+mod sync;
 
 pub use connection::{Credentials, NetworkSession, NetworkSyncConnection};
 pub use http::{Http, HttpSettings};
 pub use peer::HttpPeer;
+pub use sync::{SyncError, SyncOutcome, SyncRequest, SyncScopes, sync};

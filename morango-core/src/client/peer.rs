@@ -24,6 +24,11 @@ impl HttpPeer {
         HttpPeer { http, capabilities }
     }
 
+    /// The HTTP client (signing requests in a signed session).
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
     fn session(&self, wire: TransferSessionWire) -> Result<TransferSession> {
         wire.to_session(self.capabilities.has(capabilities::FSIC_V2_FORMAT))
             .map_err(|e| Error::Invalid(format!("the server answered with an unreadable transfer session: {e}")))
@@ -72,9 +77,9 @@ impl Peer for HttpPeer {
     }
 
     async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
-        let query =
-            [("limit", limit.to_string()), ("offset", offset.to_string()), ("transfer_session_id", id.to_owned())];
-        let page: Value = self.http.call(Method::GET, "buffers/", NoBody::None, |r| r.query(&query)).await?;
+        // The query is part of the path so that a signed request signs it too (ids are hex, counts digits).
+        let path = format!("buffers/?limit={limit}&offset={offset}&transfer_session_id={id}");
+        let page: Value = self.http.call(Method::GET, &path, NoBody::None, |r| r).await?;
         let records = match page {
             // A bare list (no pagination) is also a valid answer.
             Value::Array(_) => serde_json::from_value(page),
