@@ -12,13 +12,16 @@ pub mod facility {
     use morango::Syncable;
     use sea_orm::entity::prelude::*;
 
+    /// Like Kolibri's facility dataset: the record id is the dataset id, which is the id of the facility's root
+    /// certificate when it syncs over the network, so that every partition of the school starts with it.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
     #[sea_orm(table_name = "facility")]
     #[morango(
         profile = "facilitydata",
         model_name = "facility",
         partition = "${id}:allusers-ro",
-        source_id = "${name}"
+        source_id = "${dataset_id}",
+        id_fn = dataset_id_is_the_id
     )]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -26,7 +29,12 @@ pub mod facility {
         pub _morango_source_id: String,
         pub _morango_partition: String,
         pub _morango_dirty_bit: bool,
+        pub dataset_id: String,
         pub name: String,
+    }
+
+    fn dataset_id_is_the_id(_partition_template: &str, source_id: &str, _model_name: &str) -> String {
+        source_id.to_owned()
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]

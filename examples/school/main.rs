@@ -5,8 +5,13 @@
 //! Run it with `cargo run --example school`: it creates two SQLite databases in a fresh temporary directory,
 //! walks through a first sync, offline edits on both sides (one of them a conflict) and a second sync, and
 //! shows what converged.
+//!
+//! With a command it runs Morango's sync command instead (`network.rs`), so that the office and the tablet can
+//! be two processes syncing over HTTP: `cargo run --example school -- serve` in one terminal, `cargo run
+//! --example school -- sync --server http://127.0.0.1:8000/ --username admin --password admin` in another.
 
 mod entities;
+mod network;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -26,10 +31,10 @@ type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        None | Some("demo") => demo().await,
-        Some(command) => Err(format!("unknown command `{command}`; run without arguments for the demo").into()),
+    let result = match std::env::args_os().nth(1) {
+        None => demo().await,
+        Some(command) if command == "demo" => demo().await,
+        Some(_) => return network::command().run(std::env::args_os()).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,9 +57,13 @@ async fn demo() -> Result<()> {
     let office = Device::open("office", &dir.join("office.sqlite3")).await?;
     let mut tablet = Device::open("tablet", &dir.join("tablet.sqlite3")).await?;
 
-    let school = facility::ActiveModel { name: Set("Riverside Primary".into()), ..Default::default() }
-        .insert(office.db())
-        .await?;
+    let school = facility::ActiveModel {
+        name: Set("Riverside Primary".into()),
+        dataset_id: Set(morango::ids::random_id()),
+        ..Default::default()
+    }
+    .insert(office.db())
+    .await?;
     let class = add_classroom(office.db(), &school, "Class 3", None).await?;
     add_classroom(office.db(), &school, "Reading circle", Some(&class)).await?;
     let ada = add_learner(office.db(), &school, "ada", "Ada Lovelace").await?;

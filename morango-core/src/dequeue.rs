@@ -51,7 +51,7 @@ pub(crate) async fn dequeue(
     filter: &Filter,
     v2: bool,
 ) -> Result<DequeueReport> {
-    let txn = engine.begin_exclusive().await?;
+    let (txn, _writer) = engine.begin_exclusive().await?;
     let mut report = DequeueReport::default();
     let tx = vec![text(transfer)];
     report.known = sql::exec(

@@ -33,7 +33,7 @@ pub struct DeserializeReport {
 /// Serializes local edits first (a local edit beats a received version that was not applied yet), then applies
 /// the dirty store records under `filter`.
 pub(crate) async fn deserialize(engine: &Engine, filter: Option<&Filter>) -> Result<DeserializeReport> {
-    let txn = engine.begin_exclusive().await?;
+    let (txn, _writer) = engine.begin_exclusive().await?;
     Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     crate::serialize::serialize_in(&txn, engine, filter).await?;
     let mut report = DeserializeReport::default();

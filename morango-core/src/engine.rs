@@ -1,7 +1,9 @@
 //! [`Engine`]: one database, one profile, the instance that writes to it.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
-use tokio::sync::broadcast;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, OwnedMutexGuard, broadcast};
 
 use crate::deserialize::DeserializeReport;
 use crate::error::{DbContext, Error, Result};
@@ -25,6 +27,7 @@ pub struct Engine {
     instance: Instance,
     chunk_size: u64,
     events: broadcast::Sender<SyncEvent>,
+    writer: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,31 +91,43 @@ impl Engine {
         crate::deserialize::deserialize(self, filter).await
     }
 
-    /// Starts a transaction that holds this database's write lock for the profile: an advisory lock on
-    /// PostgreSQL; on SQLite the first statement writes, so the write lock is taken at once.
-    pub(crate) async fn begin_exclusive(&self) -> Result<DatabaseTransaction> {
+    /// Starts a write transaction. On SQLite it also holds the engine's writer lock (returned with it; keep it
+    /// until the transaction ends): one writer at a time inside this process, so concurrent syncs queue here
+    /// instead of failing with "database is locked".
+    pub(crate) async fn begin_write(&self) -> Result<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)> {
+        let guard = match self.db.get_database_backend() {
+            DbBackend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            _ => None,
+        };
         let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
-        match txn.get_database_backend() {
-            DbBackend::Postgres => {
-                sql::query_one(
-                    &txn,
-                    "taking the profile lock",
-                    "SELECT pg_advisory_xact_lock($1)",
-                    vec![self.lock_key().into()],
-                )
-                .await?;
-            }
-            _ => {
-                sql::exec(
-                    &txn,
-                    "taking the write lock",
-                    "DELETE FROM morango_apply_guard WHERE kind = $1",
-                    vec![text("lock")],
-                )
-                .await?;
-            }
+        if guard.is_some() {
+            // Take SQLite's write lock now rather than at the first write (no deferred-upgrade deadlocks).
+            sql::exec(
+                &txn,
+                "taking the write lock",
+                "DELETE FROM morango_apply_guard WHERE kind = $1",
+                vec![text("lock")],
+            )
+            .await?;
         }
-        Ok(txn)
+        Ok((txn, guard))
+    }
+
+    /// Starts a write transaction that also holds this database's lock for the profile: serialization,
+    /// queuing, dequeuing and deserialization of one profile never interleave (an advisory lock on PostgreSQL,
+    /// the writer lock on SQLite).
+    pub(crate) async fn begin_exclusive(&self) -> Result<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)> {
+        let (txn, guard) = self.begin_write().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            sql::query_one(
+                &txn,
+                "taking the profile lock",
+                "SELECT pg_advisory_xact_lock($1)",
+                vec![self.lock_key().into()],
+            )
+            .await?;
+        }
+        Ok((txn, guard))
     }
 
     fn lock_key(&self) -> i64 {
@@ -166,12 +181,14 @@ impl EngineBuilder {
         crate::profile::check_runtime(&db, profile).await?;
         crate::tracking::install(&db, profile).await.context(|| "installing change tracking".into())?;
         if db.get_database_backend() == DbBackend::Sqlite {
+            // Readers never block the writer (and syncs read while they write); the setting stays with the file.
+            sql::query(&db, "switching to write-ahead logging", "PRAGMA journal_mode = WAL", vec![]).await?;
             // A guard row can only be left behind by a crashed writer that did not roll back.
             sql::exec(&db, "clearing stale guards", "DELETE FROM morango_apply_guard", vec![]).await?;
         }
         let instance = Instance::current(&db, &identity.system, &identity.node).await?;
         let (events, _) = broadcast::channel(256);
-        Ok(Engine { db, profile, instance, chunk_size, events })
+        Ok(Engine { db, profile, instance, chunk_size, events, writer: Arc::new(Mutex::new(())) })
     }
 }
 

@@ -13,8 +13,11 @@ mod buffer;
 pub mod capabilities;
 #[cfg(feature = "network")]
 pub mod certificate;
+pub mod cleanup;
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "cli")]
+pub mod command;
 pub mod controller;
 mod dequeue;
 mod deserialize;
@@ -52,6 +55,7 @@ pub mod wire;
 pub use buffer::{BufferRecord, RmcbRecord};
 #[cfg(feature = "network")]
 pub use certificate::{Certificate, CertificateError, PrivateKey, PublicKey, RootTrust};
+pub use cleanup::{CleanupReport, cleanup_syncs};
 pub use controller::{SyncClient, SyncOptions, SyncReport, TransferReport, sync_local};
 pub use dequeue::DequeueReport;
 pub use deserialize::DeserializeReport;

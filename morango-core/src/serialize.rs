@@ -33,7 +33,7 @@ pub struct SerializeReport {
 /// Serializes the dirty application rows under `filter` (all of them when `None`) and the queued deletions,
 /// in a transaction of its own.
 pub(crate) async fn serialize(engine: &Engine, filter: Option<&Filter>) -> Result<SerializeReport> {
-    let txn = engine.begin_exclusive().await?;
+    let (txn, _writer) = engine.begin_exclusive().await?;
     Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     let report = serialize_in(&txn, engine, filter).await?;
     Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;

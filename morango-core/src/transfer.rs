@@ -31,7 +31,7 @@ pub(crate) async fn queuing(engine: &Engine, ts: &mut TransferSession, is_server
     let (own, peer) = if is_server { (&ts.server_fsic, &ts.client_fsic) } else { (&ts.client_fsic, &ts.server_fsic) };
     let wanted = crate::queue::wanted(own, peer, &ts.filter, ts.fsic_v2)?;
     // Under the profile lock: no version can change between copying the records and copying their counters.
-    let txn = engine.begin_exclusive().await?;
+    let (txn, _writer) = engine.begin_exclusive().await?;
     // A queuing stage run again (a resumed transfer) starts from an empty queue.
     crate::buffer::clear(&txn, &ts.id).await?;
     let total = crate::queue::queue(&txn, &ts.id, engine.profile().name(), &wanted).await?;
@@ -72,9 +72,8 @@ pub(crate) async fn receive_chunk(
     ts: &mut TransferSession,
     records: &[crate::buffer::BufferRecord],
 ) -> Result<()> {
-    use sea_orm::TransactionTrait;
     crate::buffer::validate(records, &ts.id, &ts.filter, engine.profile())?;
-    let txn = engine.db().begin().await.context(|| "starting a transaction".into())?;
+    let (txn, _writer) = engine.begin_write().await?;
     crate::buffer::stage(&txn, &ts.id, engine.profile().name(), records).await?;
     // Counted from what is staged, so a chunk staged just before a crash is not fetched in vain on resume.
     let staged = crate::queue::queued(&txn, &ts.id).await?;

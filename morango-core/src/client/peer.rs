@@ -24,6 +24,11 @@ impl HttpPeer {
         HttpPeer { http, capabilities }
     }
 
+    /// The capabilities both sides use.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities.clone()
+    }
+
     /// The HTTP client (signing requests in a signed session).
     pub fn http(&self) -> &Http {
         &self.http

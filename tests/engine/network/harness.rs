@@ -34,14 +34,8 @@ impl Users {
     }
 }
 
-#[async_trait::async_trait]
-impl CertificateAuthority for Users {
-    async fn authenticate(&self, credentials: &Credentials) -> Option<Account> {
-        let username = credentials.fields.get("username")?;
-        (self.passwords.get(username) == Some(&credentials.password)).then(|| Account { id: username.clone() })
-    }
-
-    async fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool {
+impl Users {
+    fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool {
         match (account.id.as_str(), scope_definition_id) {
             ("admin", _) => true,
             (user, "single-user") => {
@@ -52,9 +46,27 @@ impl CertificateAuthority for Users {
     }
 }
 
+/// The accounts of a running server, replaceable by a test.
+struct SharedUsers(Arc<std::sync::RwLock<Users>>);
+
+#[async_trait::async_trait]
+impl CertificateAuthority for SharedUsers {
+    async fn authenticate(&self, credentials: &Credentials) -> Option<Account> {
+        let users = self.0.read().ok()?;
+        let username = credentials.fields.get("username")?;
+        (users.passwords.get(username) == Some(&credentials.password)).then(|| Account { id: username.clone() })
+    }
+
+    async fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool {
+        let Ok(users) = self.0.read() else { return false };
+        users.may_hold(account, scope_definition_id, params)
+    }
+}
+
 /// A server: its database, its facility's root certificate and the facility record, served on loopback.
 pub struct Server {
     pub api: Arc<MorangoApi>,
+    users: Arc<std::sync::RwLock<Users>>,
     pub url: String,
     pub root: Certificate,
     pub facility: facility::Model,
@@ -68,14 +80,23 @@ impl Server {
         let (engine, test_db) = Peer::new(backend).await.split();
         let root = certificate::generate_root(engine.db(), "full-facility", &Map::new()).await.unwrap();
         let facility = fixtures::facility_of_dataset(engine.db(), "Riverside", root.id()).await;
-        let api = MorangoApi::new(engine, settings, Arc::new(users));
+        let users = Arc::new(std::sync::RwLock::new(users));
+        let api = MorangoApi::new(engine, settings, Arc::new(SharedUsers(users.clone())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let router = api::router(api.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.ok();
         });
-        Server { api, url, root, facility, test_db, task }
+        Server { api, users, url, root, facility, test_db, task }
+    }
+
+    /// Replaces the accounts the server knows.
+    pub fn with_users(self, users: Users) -> Self {
+        if let Ok(mut current) = self.users.write() {
+            *current = users;
+        }
+        self
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -111,7 +132,12 @@ pub enum Wants<'a> {
 impl Client {
     /// A new client database with a certificate for `wants`, issued by `server`.
     pub async fn enrol(backend: Backend, server: &Server, wants: Wants<'_>) -> Client {
-        let peer = Peer::new(backend).await;
+        Client::enrol_with_chunk_size(backend, server, wants, 500).await
+    }
+
+    /// The same, with records moving in chunks of `chunk_size`.
+    pub async fn enrol_with_chunk_size(backend: Backend, server: &Server, wants: Wants<'_>, chunk_size: u64) -> Client {
+        let peer = Peer::with(backend, crate::schema::Tables::Current, &crate::schema::FACILITY_DATA, chunk_size).await;
         let certificate = {
             let connection = connect(&peer, server).await;
             let facility_id = server.root.id().to_owned();

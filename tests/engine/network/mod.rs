@@ -2,4 +2,5 @@
 //! and clients that discover certificates, request one, open a session and pull and push.
 
 mod harness;
+mod security;
 mod sync;

@@ -1,0 +1,554 @@
+//! The sync command an application embeds: `serve`, `sync`, `certs list` and `cleanup-syncs` (the management
+//! commands Kolibri and Python Morango provide), built with clap around the application's profile and database.
+//!
+//! ```text
+//! app serve --bind 0.0.0.0:8000                       # serve Morango's HTTP API
+//! app sync --server http://10.0.0.5:8000/ --username admin --password …   # pull, then push
+//! app sync --server … --username ada --password … --user <ada's id>     # one user's data only
+//! app certs list                                       # this database's certificates
+//! app cleanup-syncs --older-than 6h                    # remove what abandoned syncs left
+//! app --db tablet.sqlite3 sync …                       # any command, on another database
+//! ```
+//!
+//! The application says how to open its database (Morango's tables, its own tables and scope definitions
+//! migrated, the [`Engine`] opened), who may obtain certificates ([`CertificateAuthority`]) and what to create for a
+//! new facility:
+//!
+//! ```no_run
+//! # use morango::{Engine, Profile};
+//! # static PROFILE: Profile = unimplemented!();
+//! # async fn main_() -> std::process::ExitCode {
+//! use morango::command::{self, SyncCommand};
+//!
+//! let command = SyncCommand::new("school", |location: String| async move {
+//!     let db = command::connect(&location).await?;
+//!     morango::migration::migrate(&db).await?;
+//!     // ... the application's tables and scope definitions ...
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Engine::open(db, &PROFILE).await?)
+//! })
+//! .database_env("SCHOOL_DB")
+//! .default_database(|_command| "school.sqlite3".into());
+//! command.run(std::env::args_os()).await
+//! # }
+//! ```
+//!
+//! **Certificates.** `serve` on a database that owns no certificate of the profile creates a root certificate of the
+//! full scope definition (a new facility, `full-facility` by default) and prints its id; the application's
+//! [`SyncCommand::on_new_facility`] hook then creates the records that belong to it (Kolibri's facility dataset,
+//! whose id is the certificate's, so that every partition of the facility starts with it). A database that owns
+//! certificates is served as it is. `sync` reuses a certificate this database owns for the facility (or for the
+//! user, with `--user`) and otherwise requests one from the server with `--username` and `--password`; it pulls
+//! the certificate's read scope and pushes its write scope.
+//!
+//! **Output.** Results go to standard output; progress goes to standard error, as a bar per transfer at a
+//! terminal and as log lines (tracing, `RUST_LOG` filters them) otherwise. A failure prints `error: …` and exits
+//! with status 1; wrong arguments exit with status 2.
+
+mod args;
+mod progress;
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{CommandFactory, FromArgMatches};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use serde_json::{Map, Value};
+
+use crate::api::{self, Account, CertificateAuthority, Credentials, MorangoApi, ServerSettings};
+use crate::certificate::{self, Certificate, CertificateError};
+use crate::cleanup;
+use crate::client::{self, HttpSettings, SyncError, SyncOutcome, SyncRequest, SyncScopes};
+use crate::engine::Engine;
+use crate::error::Error;
+
+use args::{CertsCommand, CleanupArgs, Cli, Command, ServeArgs, SyncArgs, format_duration};
+use progress::{ProgressView, ServerLog};
+
+/// An error of the application's own code (opening the database, setting up a facility).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Opener = Arc<dyn Fn(String) -> BoxFuture<Result<Engine, BoxError>> + Send + Sync>;
+type AuthorityFactory = Arc<dyn Fn(&Engine) -> Arc<dyn CertificateAuthority> + Send + Sync>;
+type FacilityHook = Arc<dyn Fn(DatabaseConnection, Certificate) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
+type Shutdown = Arc<dyn Fn() -> BoxFuture<()> + Send + Sync>;
+
+/// Why the command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The arguments are wrong, or `--help` or `--version` was asked for (clap's message says which).
+    #[error("{0}")]
+    Usage(#[from] clap::Error),
+    /// No `--db`, no environment variable and no default said which database to use.
+    #[error("no database: give --db PATH{}", .env.as_ref().map(|name| format!(" or set {name}")).unwrap_or_default())]
+    NoDatabase {
+        /// The environment variable the application reads, if any.
+        env: Option<String>,
+    },
+    /// The application could not open the database.
+    #[error("cannot open the database {location}: {source}")]
+    Open {
+        /// The `--db` value.
+        location: String,
+        /// Why.
+        source: BoxError,
+    },
+    /// The server could not listen on the address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The `--bind` value.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+    /// The application's setup of a new facility failed.
+    #[error("setting up the new facility {facility} failed: {source}")]
+    NewFacility {
+        /// The new root certificate's id.
+        facility: String,
+        /// Why.
+        source: BoxError,
+    },
+    /// The sync failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] Error),
+    /// Writing the results failed.
+    #[error("writing the output failed: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl From<CertificateError> for CommandError {
+    fn from(error: CertificateError) -> Self {
+        CommandError::Engine(error.into())
+    }
+}
+
+impl CommandError {
+    /// The process exit status: clap's for usage errors (0 after `--help`, 2 for wrong arguments), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Usage(error) => u8::try_from(error.exit_code()).unwrap_or(2),
+            _ => 1,
+        }
+    }
+}
+
+/// The sync command of one application: its name, how it opens its database, who may obtain certificates, and
+/// the scope definitions it syncs. See the [module documentation](self).
+pub struct SyncCommand {
+    name: &'static str,
+    about: Option<String>,
+    version: Option<&'static str>,
+    open: Opener,
+    database_env: Option<String>,
+    default_database: Option<Arc<dyn Fn(&str) -> String + Send + Sync>>,
+    scopes: SyncScopes,
+    instance_info: Map<String, Value>,
+    server_settings: ServerSettings,
+    http: HttpSettings,
+    authority: Option<AuthorityFactory>,
+    on_new_facility: Option<FacilityHook>,
+    shutdown: Option<Shutdown>,
+}
+
+impl SyncCommand {
+    /// The command of the application `name` (shown in help and usage). `open` gets the database location (the
+    /// `--db` value, the environment variable or the default) and returns the engine on a database whose Morango
+    /// tables, application tables and scope definitions are in place; [`connect`] turns a location into a
+    /// connection.
+    pub fn new<F, Fut, E>(name: &'static str, open: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Engine, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let open: Opener = Arc::new(move |location| {
+            let opening = open(location);
+            Box::pin(async move { opening.await.map_err(Into::into) })
+        });
+        SyncCommand {
+            name,
+            about: None,
+            version: None,
+            open,
+            database_env: None,
+            default_database: None,
+            scopes: SyncScopes::default(),
+            instance_info: Map::new(),
+            server_settings: ServerSettings::default(),
+            http: HttpSettings::default(),
+            authority: None,
+            on_new_facility: None,
+            shutdown: None,
+        }
+    }
+
+    /// The description shown by `--help`.
+    pub fn about(mut self, about: impl Into<String>) -> Self {
+        self.about = Some(about.into());
+        self
+    }
+
+    /// The version shown by `--version`.
+    pub fn version(mut self, version: &'static str) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// An environment variable holding the database location, read when `--db` is not given.
+    pub fn database_env(mut self, name: impl Into<String>) -> Self {
+        self.database_env = Some(name.into());
+        self
+    }
+
+    /// The database location when neither `--db` nor the environment variable gives one, by subcommand (`serve`,
+    /// `sync`, `certs`, `cleanup-syncs`): e.g. a server database for `serve` and a client one otherwise.
+    pub fn default_database(mut self, default: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.default_database = Some(Arc::new(default));
+        self
+    }
+
+    /// The scope definitions and param names (Kolibri's by default: `full-facility`/`facility_id`,
+    /// `single-user`/`user_id`).
+    pub fn scopes(mut self, scopes: SyncScopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Application info for `morangoinfo` and the instance JSON of both roles (e.g. `"kolibri": "0.16.0"`).
+    pub fn instance_info(mut self, info: Map<String, Value>) -> Self {
+        self.instance_info = info;
+        self
+    }
+
+    /// How `serve` behaves (capabilities, certificate pushing, body limits).
+    pub fn server_settings(mut self, settings: ServerSettings) -> Self {
+        self.server_settings = settings;
+        self
+    }
+
+    /// Timeouts and retries of `sync`.
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
+    /// Who may obtain certificates from `serve` (certificate signing requests). Made from the served engine, so
+    /// that it can look users up in the database. Without one, `serve` refuses every request.
+    pub fn authority(
+        mut self,
+        authority: impl Fn(&Engine) -> Arc<dyn CertificateAuthority> + Send + Sync + 'static,
+    ) -> Self {
+        self.authority = Some(Arc::new(authority));
+        self
+    }
+
+    /// Runs after `serve` created the root certificate of a new facility, to create the application's records
+    /// for it (e.g. a facility whose id is the certificate's).
+    pub fn on_new_facility<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(DatabaseConnection, Certificate) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.on_new_facility = Some(Arc::new(move |db, root| Box::pin(hook(db, root))));
+        self
+    }
+
+    /// What stops `serve` gracefully (e.g. `tokio::signal::ctrl_c()`); without it, `serve` runs until the process
+    /// ends.
+    pub fn shutdown_signal<F, Fut>(mut self, signal: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.shutdown = Some(Arc::new(move || Box::pin(signal())));
+        self
+    }
+
+    /// Runs the command line `args` (the program name first, as `std::env::args_os()`): results to standard output,
+    /// errors to standard error, progress and logs as the module documentation says. Sets up a tracing subscriber
+    /// (`RUST_LOG`, default `info`) unless the application installed one.
+    pub async fn run<I, T>(&self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        init_logging();
+        match self.execute(args, std::io::stdout()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(CommandError::Usage(error)) => {
+                let _ = error.print();
+                ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(error.exit_code())
+            }
+        }
+    }
+
+    /// Runs the command line `args`, writing results to `out`; errors (including wrong arguments and `--help`) are
+    /// returned, not printed. `serve` returns when its shutdown signal fires.
+    pub async fn execute<I, T, W>(&self, args: I, mut out: W) -> Result<(), CommandError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+        W: Write + Send,
+    {
+        let cli = self.parse(args)?;
+        let location = self.location(&cli)?;
+        let engine = (self.open)(location.clone()).await.map_err(|source| CommandError::Open { location, source })?;
+        match cli.command {
+            Command::Serve(args) => self.serve(engine, &args, &mut out).await,
+            Command::Sync(args) => self.sync(&engine, &args, &mut out).await,
+            Command::Certs { command: CertsCommand::List } => list_certificates(&engine, &mut out).await,
+            Command::CleanupSyncs(args) => cleanup_syncs(&engine, &args, &mut out).await,
+        }
+    }
+
+    fn parse<I, T>(&self, args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Cli::command().name(self.name).bin_name(self.name);
+        if let Some(about) = &self.about {
+            command = command.about(about.clone());
+        }
+        if let Some(version) = self.version {
+            command = command.version(version);
+        }
+        if let Some(env) = &self.database_env {
+            command = command.after_help(format!("The database is --db, or ${env} when --db is not given."));
+        }
+        let matches = command.try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    /// `--db`, else the environment variable, else the default for the subcommand.
+    fn location(&self, cli: &Cli) -> Result<String, CommandError> {
+        let from_env =
+            || self.database_env.as_ref().and_then(|name| std::env::var(name).ok()).filter(|v| !v.is_empty());
+        cli.db
+            .clone()
+            .or_else(from_env)
+            .or_else(|| self.default_database.as_ref().map(|default| default(cli.command.name())))
+            .ok_or_else(|| CommandError::NoDatabase { env: self.database_env.clone() })
+    }
+
+    async fn serve(&self, engine: Engine, args: &ServeArgs, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
+        self.ensure_facility(&engine, out).await?;
+        let authority: Arc<dyn CertificateAuthority> = match &self.authority {
+            Some(make) => make(&engine),
+            None => {
+                tracing::warn!("the application has no certificate authority: certificate requests are refused");
+                Arc::new(NoCertificates)
+            }
+        };
+        let mut settings = self.server_settings.clone();
+        settings.instance_info.extend(self.instance_info.clone());
+        let mut events = engine.subscribe();
+        let router = api::router(MorangoApi::new(engine, settings, authority))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        let listener = tokio::net::TcpListener::bind(&args.bind)
+            .await
+            .map_err(|source| CommandError::Bind { addr: args.bind.clone(), source })?;
+        let addr = listener.local_addr().map_err(|source| CommandError::Bind { addr: args.bind.clone(), source })?;
+        writeln!(out, "Listening on http://{addr}/")?;
+        out.flush()?;
+        // Ends when the engine goes, with the router.
+        tokio::spawn(async move {
+            let mut log = ServerLog::default();
+            loop {
+                match events.recv().await {
+                    Ok(event) => log.show(&event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        let shutdown = self.shutdown.clone();
+        let signal = async move {
+            match shutdown {
+                Some(signal) => signal().await,
+                None => std::future::pending().await,
+            }
+        };
+        axum::serve(listener, router).with_graceful_shutdown(signal).await.map_err(CommandError::Serve)?;
+        writeln!(out, "Stopped.")?;
+        Ok(())
+    }
+
+    /// Creates a facility (a root certificate of the full scope definition, then the application's records) when
+    /// the database owns no certificate of the profile, and prints the facilities served.
+    async fn ensure_facility(&self, engine: &Engine, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
+        let db = engine.db();
+        let profile = engine.profile().name();
+        if certificate::owned(db, Some(profile)).await?.is_empty() {
+            let root = certificate::generate_root(db, &self.scopes.full, &Map::new()).await?;
+            writeln!(out, "Created facility {} (a new {} root certificate).", root.id(), self.scopes.full)?;
+            if let Some(hook) = &self.on_new_facility {
+                hook(db.clone(), root.clone())
+                    .await
+                    .map_err(|source| CommandError::NewFacility { facility: root.id().to_owned(), source })?;
+            }
+        }
+        let owned = certificate::owned(db, Some(profile)).await?;
+        let facilities: Vec<&Certificate> =
+            owned.iter().filter(|cert| cert.scope_definition_id() == self.scopes.full).collect();
+        if facilities.is_empty() {
+            writeln!(
+                out,
+                "This database holds no {} certificate: clients can sync only narrower scopes with it.",
+                self.scopes.full
+            )?;
+        }
+        for cert in facilities {
+            let facility = cert.params()?.get(&self.scopes.facility_param).and_then(Value::as_str).map(str::to_owned);
+            let facility = facility.unwrap_or_else(|| "?".into());
+            let kind = if cert.is_root() { "root certificate" } else { "certificate" };
+            writeln!(out, "Serving facility {facility} ({kind} {}).", cert.id())?;
+        }
+        Ok(())
+    }
+
+    async fn sync(&self, engine: &Engine, args: &SyncArgs, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
+        let request = SyncRequest {
+            facility: args.facility.clone(),
+            user: args.user.clone(),
+            credentials: match (&args.username, &args.password) {
+                (Some(username), Some(password)) => {
+                    Some(client::Credentials { username: username.clone(), password: password.clone() })
+                }
+                _ => None,
+            },
+            pull: !args.no_pull,
+            push: !args.no_push,
+            scopes: self.scopes.clone(),
+            instance_info: self.instance_info.clone(),
+            http: self.http.clone(),
+            ..SyncRequest::default()
+        };
+        let mut events = engine.subscribe();
+        let mut view = ProgressView::new(std::io::stderr().is_terminal());
+        let syncing = client::sync(engine, &args.server, &request);
+        tokio::pin!(syncing);
+        let result = loop {
+            tokio::select! {
+                result = &mut syncing => break result,
+                event = events.recv() => if let Ok(event) = event { view.show(&event) },
+            }
+        };
+        while let Ok(event) = events.try_recv() {
+            view.show(&event);
+        }
+        view.finish();
+        let outcome = result?;
+        print_outcome(&outcome, args, out)?;
+        Ok(())
+    }
+}
+
+/// Connects to a database location: a URL (`sqlite://…`, `postgres://…`, `postgresql://…`, `mysql://…`) as it is,
+/// anything else as the path of an SQLite file, created if missing. SQL statement logging is off.
+pub async fn connect(location: &str) -> Result<DatabaseConnection, DbErr> {
+    let url = if location.contains("://") || location.starts_with("sqlite:") {
+        location.to_owned()
+    } else {
+        format!("sqlite://{location}?mode=rwc")
+    };
+    let mut options = ConnectOptions::new(url);
+    options.sqlx_logging(false);
+    Database::connect(options).await
+}
+
+fn print_outcome(outcome: &SyncOutcome, args: &SyncArgs, out: &mut impl Write) -> std::io::Result<()> {
+    let cert = &outcome.client_certificate;
+    writeln!(
+        out,
+        "Synced facility {} with {} (server instance {}).",
+        outcome.facility, args.server, outcome.server_instance_id
+    )?;
+    let how = if outcome.certificate_requested { "issued by the server now" } else { "stored" };
+    writeln!(out, "Certificate {} ({} {}), {how}.", cert.id(), cert.scope_definition_id(), cert.scope_params())?;
+    let line = |report: &Option<crate::TransferReport>, skipped: bool, verb: &str, noun: &str| match report {
+        Some(report) => format!("{verb} {} records.", report.records_transferred),
+        None if skipped => format!("{noun} skipped (--no-{}).", noun.to_lowercase()),
+        None => format!("{noun} skipped: the certificate does not allow it."),
+    };
+    writeln!(out, "{}", line(&outcome.pull, args.no_pull, "Pulled", "Pull"))?;
+    writeln!(out, "{}", line(&outcome.push, args.no_push, "Pushed", "Push"))?;
+    out.flush()
+}
+
+async fn list_certificates(engine: &Engine, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
+    let profile = engine.profile().name();
+    let owned = certificate::owned(engine.db(), Some(profile)).await?;
+    if owned.is_empty() {
+        writeln!(out, "This database owns no certificates of profile {profile}.")?;
+        return Ok(());
+    }
+    writeln!(out, "{:<32}  {:<20}  {:<32}  PARAMS", "ID", "SCOPE", "PARENT")?;
+    for cert in &owned {
+        let parent = cert.parent_id().unwrap_or("(root)");
+        writeln!(
+            out,
+            "{:<32}  {:<20}  {:<32}  {}",
+            cert.id(),
+            cert.scope_definition_id(),
+            parent,
+            cert.scope_params()
+        )?;
+    }
+    Ok(())
+}
+
+async fn cleanup_syncs(engine: &Engine, args: &CleanupArgs, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
+    let report = cleanup::cleanup_syncs(engine, args.older_than).await?;
+    let idle = format_duration(args.older_than);
+    writeln!(
+        out,
+        "Closed {} transfer sessions idle for more than {idle} and deleted their {} buffered records and {} \
+         buffered record-max-counters.",
+        report.transfer_sessions, report.buffers, report.record_max_counter_buffers
+    )?;
+    writeln!(out, "Closed {} sync sessions with no active transfer left.", report.sync_sessions)?;
+    writeln!(out, "Deleted {} expired nonces.", report.nonces)?;
+    Ok(())
+}
+
+/// The authority of an application that gave none: nobody obtains a certificate.
+struct NoCertificates;
+
+#[async_trait::async_trait]
+impl CertificateAuthority for NoCertificates {
+    async fn authenticate(&self, _credentials: &Credentials) -> Option<Account> {
+        None
+    }
+
+    async fn may_hold(&self, _account: &Account, _scope_definition_id: &str, _params: &Map<String, Value>) -> bool {
+        false
+    }
+}
+
+/// Log lines to standard error, filtered by `RUST_LOG` (default: `info`, without the migrator's notes), unless a
+/// subscriber is installed.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
