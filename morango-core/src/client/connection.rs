@@ -122,6 +122,38 @@ impl<'a> NetworkSyncConnection<'a> {
         Ok(certificate::store_issued(self.engine.db(), &issued, key).await?)
     }
 
+    /// Certificate pushing (spec §3.8, `ALLOW_CERTIFICATE_PUSHING`): grants the server a certificate under
+    /// `parent` (one this database owns) for the server's shared key, salted with a server nonce; the server
+    /// stores it with the shared private key and can then serve with it. Returns the certificate, stored here
+    /// without a private key.
+    pub async fn push_certificate(
+        &self,
+        parent: &Certificate,
+        scope_definition_id: &str,
+        scope_params: &Map<String, Value>,
+    ) -> Result<Certificate> {
+        if !self.info.capabilities.iter().any(|c| c == capabilities::ALLOW_CERTIFICATE_PUSHING) {
+            return Err(Error::Forbidden("the server does not accept pushed certificates".into()));
+        }
+        let keys: Vec<Value> = self.http.call(Method::GET, "publickey/", NoBody::None, |r| r).await?;
+        let shared = keys
+            .first()
+            .and_then(|k| k.get("public_key"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Invalid("the server published no shared key".into()))?;
+        let shared = certificate::PublicKey::parse(shared).map_err(certificate::CertificateError::from)?;
+        let nonce: NonceWire = self.http.call(Method::POST, "nonces/", NoBody::None, |r| r).await?;
+        let db = self.engine.db();
+        let params = crate::json::dumps(&Value::Object(scope_params.clone()));
+        let child = certificate::build_child(db, parent.id(), scope_definition_id, &params, &shared, &nonce.id).await?;
+        let mut chain = certificate::chain_of(db, parent.id()).await?;
+        chain.push(child.clone());
+        let body = Value::String(certificate::chain_json(&chain));
+        self.http.send(Method::POST, "certificatechain/", Body::Json(&body), |r| r).await?;
+        certificate::store(db, &child).await?;
+        Ok(child)
+    }
+
     /// Opens a sync session: the server verifies `client`'s chain and its signature of a fresh nonce, and proves
     /// with its own signature that it holds `server`'s key.
     pub async fn open_session(&self, client: &Certificate, server: &Certificate) -> Result<NetworkSession> {

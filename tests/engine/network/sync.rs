@@ -252,3 +252,23 @@ impl morango::peer::Peer for CutAfter<'_> {
         self.inner.close_transfer_session(id).await
     }
 }
+
+on_both_backends!(a_client_grants_the_server_a_certificate_by_pushing_it);
+
+async fn a_client_grants_the_server_a_certificate_by_pushing_it(backend: Backend) {
+    let settings = ServerSettings { allow_certificate_pushing: true, ..ServerSettings::default() };
+    let server = Server::start(backend, settings, Users::new()).await;
+    let tablet = Client::enrol(backend, &server, Wants::Facility).await;
+    let connection = connect(&tablet.peer, &server).await;
+    let params = serde_json::json!({"facility_id": server.root.id()});
+    let serde_json::Value::Object(params) = params else { unreachable!() };
+    let pushed = connection.push_certificate(&tablet.certificate, "read-only", &params).await.expect("pushed");
+    assert_eq!(pushed.parent_id(), Some(tablet.certificate.id()));
+
+    let on_server = morango::certificate::get(server.db(), pushed.id()).await.unwrap().expect("stored by the server");
+    assert!(on_server.has_private_key(), "the server holds the shared private key for it");
+    let servable = connection.server_certificates(None).await.unwrap();
+    assert!(servable.iter().any(|c| c.id() == pushed.id()), "the server now serves with it");
+    tablet.finish().await;
+    server.finish().await;
+}
