@@ -14,6 +14,9 @@ use crate::profile::Profile;
 use crate::serialize::SerializeReport;
 use crate::sql::{self, text};
 
+/// The longest a sync waits for another one to release the database.
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The default number of records per chunk, as in Python Morango.
 pub const DEFAULT_CHUNK_SIZE: u64 = 500;
 
@@ -96,7 +99,11 @@ impl Engine {
     /// instead of failing with "database is locked".
     pub(crate) async fn begin_write(&self) -> Result<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)> {
         let guard = match self.db.get_database_backend() {
-            DbBackend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            DbBackend::Sqlite => Some(
+                tokio::time::timeout(LOCK_TIMEOUT, self.writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| Error::Session(format!("the database stayed busy for {LOCK_TIMEOUT:?}")))?,
+            ),
             _ => None,
         };
         let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
@@ -119,6 +126,15 @@ impl Engine {
     pub(crate) async fn begin_exclusive(&self) -> Result<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)> {
         let (txn, guard) = self.begin_write().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
+            // No wait without an end: the lock attempt fails after LOCK_TIMEOUT.
+            let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
+            sql::query_one(
+                &txn,
+                "bounding lock waits",
+                "SELECT set_config('lock_timeout', $1, true)",
+                vec![text(timeout)],
+            )
+            .await?;
             sql::query_one(
                 &txn,
                 "taking the profile lock",
