@@ -256,7 +256,8 @@ pub(crate) async fn active_transfer<C: ConnectionTrait>(
     row.as_ref().map(transfer_from_row).transpose()
 }
 
-/// Writes back the mutable fields of a transfer session. The stage never moves backwards.
+/// Writes back the mutable fields of a transfer session. The stage never moves backwards, and a transfer that
+/// was closed (cleaned up, or abandoned and collected) is never reopened.
 pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSession) -> Result<()> {
     let mut values = vec![
         ts.active.into(),
@@ -275,7 +276,7 @@ pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSessi
         db,
         "updating a transfer session",
         &format!(
-            "UPDATE morango_transfersession SET active = $1, records_transferred = $2, records_total = $3, \
+            "UPDATE morango_transfersession SET active = (active AND $1), records_transferred = $2, records_total = $3, \
              client_fsic = $4, server_fsic = $5, transfer_stage = $6, transfer_stage_status = $7, \
              last_activity_timestamp = $8 WHERE id = $9 AND transfer_stage IN ({})",
             sql::placeholders(10, reachable.len())

@@ -4,6 +4,7 @@
 //! close the session.
 //!
 //! ```no_run
+//! # extern crate morango_core as morango;
 //! # async fn example(engine: &morango::Engine) -> Result<(), morango::client::SyncError> {
 //! use morango::client::{self, Credentials, SyncRequest};
 //!
@@ -146,6 +147,15 @@ pub enum SyncError {
         /// The scope wanted, described.
         scope: String,
     },
+    /// The certificate signing request failed: wrong credentials, a scope the user may not hold, or a failure of the
+    /// server or the network.
+    #[error("requesting a certificate for {scope} failed: {source}")]
+    CertificateRequest {
+        /// The scope wanted, described.
+        scope: String,
+        /// Why.
+        source: Error,
+    },
     /// The server is this very database.
     #[error("the server is this database (instance {instance_id}); sync with another instance")]
     SameInstance {
@@ -196,7 +206,8 @@ pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Res
             };
             let issued = connection
                 .request_certificate(&server_certificate, &wanted.definition, &wanted.params, &credentials)
-                .await?;
+                .await
+                .map_err(|source| SyncError::CertificateRequest { scope: wanted.describe(), source })?;
             (issued, true)
         }
     };

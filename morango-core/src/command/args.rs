@@ -138,7 +138,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 pub(crate) fn format_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
     let (unit, scale) =
-        UNITS.iter().find(|(_, scale)| seconds % scale == 0 && seconds > 0).copied().unwrap_or(('s', 1));
+        UNITS.iter().find(|(_, scale)| seconds.is_multiple_of(*scale) && seconds > 0).copied().unwrap_or(('s', 1));
     format!("{}{unit}", seconds / scale)
 }
 

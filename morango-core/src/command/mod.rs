@@ -15,16 +15,16 @@
 //! new facility:
 //!
 //! ```no_run
-//! # use morango::{Engine, Profile};
-//! # static PROFILE: Profile = unimplemented!();
-//! # async fn main_() -> std::process::ExitCode {
-//! use morango::command::{self, SyncCommand};
+//! # extern crate morango_core as morango;
+//! # async fn example(profile: &'static morango::Profile) -> std::process::ExitCode {
+//! use morango::Engine;
+//! use morango::command::{self, BoxError, SyncCommand};
 //!
-//! let command = SyncCommand::new("school", |location: String| async move {
+//! let command = SyncCommand::new("school", move |location: String| async move {
 //!     let db = command::connect(&location).await?;
 //!     morango::migration::migrate(&db).await?;
-//!     // ... the application's tables and scope definitions ...
-//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Engine::open(db, &PROFILE).await?)
+//!     // ... the application's tables, its scope definitions (morango::scope::load_fixture) ...
+//!     Ok::<_, BoxError>(Engine::open(db, profile).await?)
 //! })
 //! .database_env("SCHOOL_DB")
 //! .default_database(|_command| "school.sqlite3".into());
@@ -39,6 +39,10 @@
 //! certificates is served as it is. `sync` reuses a certificate this database owns for the facility (or for the
 //! user, with `--user`) and otherwise requests one from the server with `--username` and `--password`; it pulls
 //! the certificate's read scope and pushes its write scope.
+//!
+//! **Stopping.** `serve --bind 127.0.0.1:0` listens on a free port; the address is printed as
+//! `Listening on http://ADDR/`. It stops gracefully on Ctrl-C, or when the [`SyncCommand::shutdown_signal`]
+//! future completes.
 //!
 //! **Output.** Results go to standard output; progress goes to standard error, as a bar per transfer at a
 //! terminal and as log lines (tracing, `RUST_LOG` filters them) otherwise. A failure prints `error: …` and exits
@@ -75,6 +79,7 @@ type Opener = Arc<dyn Fn(String) -> BoxFuture<Result<Engine, BoxError>> + Send +
 type AuthorityFactory = Arc<dyn Fn(&Engine) -> Arc<dyn CertificateAuthority> + Send + Sync>;
 type FacilityHook = Arc<dyn Fn(DatabaseConnection, Certificate) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
 type Shutdown = Arc<dyn Fn() -> BoxFuture<()> + Send + Sync>;
+type DefaultDatabase = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Why the command failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +155,7 @@ pub struct SyncCommand {
     version: Option<&'static str>,
     open: Opener,
     database_env: Option<String>,
-    default_database: Option<Arc<dyn Fn(&str) -> String + Send + Sync>>,
+    default_database: Option<DefaultDatabase>,
     scopes: SyncScopes,
     instance_info: Map<String, Value>,
     server_settings: ServerSettings,
@@ -263,7 +268,7 @@ impl SyncCommand {
         self
     }
 
-    /// What stops `serve` gracefully (e.g. `tokio::signal::ctrl_c()`); without it, `serve` runs until the process
+    /// What stops `serve` gracefully instead of Ctrl-C; without it, `serve` runs until Ctrl-C or until the process
     /// ends.
     pub fn shutdown_signal<F, Fut>(mut self, signal: F) -> Self
     where
@@ -380,7 +385,12 @@ impl SyncCommand {
         let signal = async move {
             match shutdown {
                 Some(signal) => signal().await,
-                None => std::future::pending().await,
+                None => {
+                    // Ctrl-C (SIGINT) stops the server gracefully; if the signal cannot be watched, run on.
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
             }
         };
         axum::serve(listener, router).with_graceful_shutdown(signal).await.map_err(CommandError::Serve)?;
@@ -481,7 +491,10 @@ fn print_outcome(outcome: &SyncOutcome, args: &SyncArgs, out: &mut impl Write) -
     let how = if outcome.certificate_requested { "issued by the server now" } else { "stored" };
     writeln!(out, "Certificate {} ({} {}), {how}.", cert.id(), cert.scope_definition_id(), cert.scope_params())?;
     let line = |report: &Option<crate::TransferReport>, skipped: bool, verb: &str, noun: &str| match report {
-        Some(report) => format!("{verb} {} records.", report.records_transferred),
+        Some(report) => match report.records_transferred {
+            1 => format!("{verb} 1 record."),
+            n => format!("{verb} {n} records."),
+        },
         None if skipped => format!("{noun} skipped (--no-{}).", noun.to_lowercase()),
         None => format!("{noun} skipped: the certificate does not allow it."),
     };
@@ -514,15 +527,16 @@ async fn list_certificates(engine: &Engine, out: &mut (impl Write + Send)) -> Re
 
 async fn cleanup_syncs(engine: &Engine, args: &CleanupArgs, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
     let report = cleanup::cleanup_syncs(engine, args.older_than).await?;
-    let idle = format_duration(args.older_than);
-    writeln!(
-        out,
-        "Closed {} transfer sessions idle for more than {idle} and deleted their {} buffered records and {} \
-         buffered record-max-counters.",
-        report.transfer_sessions, report.buffers, report.record_max_counter_buffers
-    )?;
-    writeln!(out, "Closed {} sync sessions with no active transfer left.", report.sync_sessions)?;
-    writeln!(out, "Deleted {} expired nonces.", report.nonces)?;
+    writeln!(out, "Cleaned up sessions idle for more than {}:", format_duration(args.older_than))?;
+    for (what, count) in [
+        ("transfer sessions closed", report.transfer_sessions),
+        ("buffered records deleted", report.buffers),
+        ("buffered record-max-counters deleted", report.record_max_counter_buffers),
+        ("sync sessions closed", report.sync_sessions),
+        ("expired nonces deleted", report.nonces),
+    ] {
+        writeln!(out, "  {what:<38} {count}")?;
+    }
     Ok(())
 }
 

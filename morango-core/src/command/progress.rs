@@ -2,17 +2,19 @@
 
 use std::collections::HashMap;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::events::{Progress, SyncEvent};
 use crate::stage::TransferStage;
 
-const BAR_TEMPLATE: &str = "{prefix:>4} [{bar:32}] {pos:>6}/{len:<6} records  {msg} ({elapsed})";
+/// Before the number of records is known.
+const STAGE_TEMPLATE: &str = "{prefix:>4}: {msg} ({elapsed})";
+/// While records move.
+const BAR_TEMPLATE: &str = "{prefix:>4}: [{bar:32}] {pos}/{len} records, {msg} ({elapsed})";
 
-/// The transfers of one sync, as the client sees them.
+/// The transfers of one sync, as the client sees them (one after the other: a bar each).
 pub(crate) struct ProgressView {
     terminal: bool,
-    bars: MultiProgress,
     transfers: HashMap<String, Transfer>,
 }
 
@@ -24,19 +26,14 @@ struct Transfer {
 impl ProgressView {
     /// Bars when `terminal`, log lines otherwise.
     pub fn new(terminal: bool) -> Self {
-        ProgressView { terminal, bars: MultiProgress::new(), transfers: HashMap::new() }
+        ProgressView { terminal, transfers: HashMap::new() }
     }
 
     /// Shows one event.
     pub fn show(&mut self, event: &SyncEvent) {
         let direction = direction(event.push);
         let transfer = self.transfers.entry(event.transfer_session_id.clone()).or_insert_with(|| Transfer {
-            bar: self.terminal.then(|| {
-                let style = ProgressStyle::with_template(BAR_TEMPLATE)
-                    .map(|style| style.progress_chars("=> "))
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
-                self.bars.add(ProgressBar::new(0).with_style(style).with_prefix(direction))
-            }),
+            bar: self.terminal.then(|| ProgressBar::new(0).with_style(style(STAGE_TEMPLATE)).with_prefix(direction)),
             total: 0,
         });
         match (&event.progress, &transfer.bar) {
@@ -46,16 +43,19 @@ impl ProgressView {
                 transfer.total = *total;
                 match bar {
                     Some(bar) => {
+                        if bar.length() == Some(0) && *total > 0 {
+                            bar.set_style(style(BAR_TEMPLATE));
+                        }
                         bar.set_length(*total);
                         bar.set_position(*done);
                     }
-                    None => tracing::info!("{direction}: {done}/{total} records"),
+                    None => tracing::info!("{direction}: {done}/{}", records(*total)),
                 }
             }
             (Progress::Completed, bar) if event.stage == TransferStage::Cleanup => {
                 match bar {
-                    Some(bar) => bar.finish_with_message("done"),
-                    None => tracing::info!("{direction} finished: {} records", transfer.total),
+                    Some(bar) => bar.finish_with_message(format!("done, {}", records(transfer.total))),
+                    None => tracing::info!("{direction} finished: {}", records(transfer.total)),
                 }
                 self.transfers.remove(&event.transfer_session_id);
             }
@@ -96,8 +96,8 @@ impl ServerLog {
                 self.totals.insert(id.clone(), *total);
             }
             Progress::Completed if event.stage == TransferStage::Cleanup => {
-                let records = self.totals.remove(id).map(|n| format!(", {n} records")).unwrap_or_default();
-                tracing::info!("a client's {direction} finished (transfer {short}{records})");
+                let moved = self.totals.remove(id).map(|n| format!(", {}", records(n))).unwrap_or_default();
+                tracing::info!("a client's {direction} finished (transfer {short}{moved})");
             }
             Progress::Errored(message) => {
                 self.totals.remove(id);
@@ -106,6 +106,17 @@ impl ServerLog {
             _ => {}
         }
     }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// `1 record`, `2 records`.
+fn records(n: u64) -> String {
+    if n == 1 { "1 record".into() } else { format!("{n} records") }
 }
 
 fn direction(push: bool) -> &'static str {
