@@ -101,6 +101,13 @@ pub mod learner {
         pub facility_id: String,
         pub username: String,
         pub full_name: String,
+        /// The learner's classroom, if any.
+        pub classroom_id: Option<String>,
+        pub birth_date: Option<Date>,
+        #[sea_orm(default_value = 0)]
+        pub points: i32,
+        #[sea_orm(default_value = true)]
+        pub active: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
@@ -112,6 +119,13 @@ pub mod learner {
             on_delete = "Cascade"
         )]
         Facility,
+        #[sea_orm(
+            belongs_to = "super::classroom::Entity",
+            from = "Column::ClassroomId",
+            to = "super::classroom::Column::Id",
+            on_delete = "SetNull"
+        )]
+        Classroom,
     }
 }
 
@@ -139,6 +153,9 @@ pub mod lesson_progress {
         pub lesson: String,
         /// From 0.0 (not started) to 1.0 (done).
         pub progress: f64,
+        pub started_at: Option<DateTimeUtc>,
+        /// Free-form details (answers, hints used).
+        pub details: Option<Json>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
