@@ -160,6 +160,10 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
         if !record._self_ref_fk.is_empty() && !is_valid_id(&record._self_ref_fk) {
             return fail("_self_ref_fk must be empty or an id".into());
         }
+        let texts = [&record.serialized, &record.partition, &record.source_id, &record.model_name, &record.profile];
+        if texts.into_iter().chain([&record.conflicting_serialized_data]).any(|t| t.contains('\0')) {
+            return fail("text must not contain NUL characters".into());
+        }
         if !filter.contains_partition(&record.partition) {
             return fail(format!("partition `{}` is outside the transfer's filter", record.partition));
         }
@@ -204,9 +208,24 @@ pub(crate) async fn stage<C: ConnectionTrait>(
     profile: &str,
     records: &[BufferRecord],
 ) -> Result<()> {
-    if records.is_empty() {
-        return Ok(());
+    // Statements stay well below the databases' bound-parameter limits (SQLite 32766, PostgreSQL 65535), however
+    // many records a peer sends in one chunk.
+    for (n, chunk) in records.chunks(RECORDS_PER_STATEMENT).enumerate() {
+        stage_chunk(db, transfer, profile, chunk, n * RECORDS_PER_STATEMENT).await?;
     }
+    Ok(())
+}
+
+/// Records per statement when staging (14 bound values each).
+const RECORDS_PER_STATEMENT: usize = 1_000;
+
+async fn stage_chunk<C: ConnectionTrait>(
+    db: &C,
+    transfer: &str,
+    profile: &str,
+    records: &[BufferRecord],
+    first: usize,
+) -> Result<()> {
     let mut ids = vec![text(transfer)];
     ids.extend(records.iter().map(|r| text(&r.model_uuid)));
     let id_list = placeholders(2, records.len());
@@ -234,7 +253,7 @@ pub(crate) async fn stage<C: ConnectionTrait>(
         values.extend([
             text(transfer),
             text(&record.model_uuid),
-            (i as i64).into(),
+            ((first + i) as i64).into(),
             text(profile),
             text(&record.serialized),
             record.deleted.into(),

@@ -94,7 +94,17 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
     if let Some(existing) = session::active_transfer(engine.db(), &request.sync_session_id, request.push).await? {
         return Ok(existing);
     }
-    check_fsic(&request.client_fsic, request.fsic_v2, true)?;
+    check_fsic(&request.client_fsic, request.fsic_v2, &request.filter, true)?;
+    if session::transfer_session(engine.db(), &request.id).await?.is_some() {
+        return Err(Error::Invalid(format!("a transfer session with id {} exists already", request.id)));
+    }
+    // `"{}"` is what a client sends before it knows its FSIC, and all Python's legacy flow ever sends (§15 W9): it
+    // means "nothing yet", which in v2 is the FSIC without partitions.
+    let client_fsic = if request.fsic_v2 && request.client_fsic.trim() == "{}" {
+        fsic::FsicV2::default().to_json_text()
+    } else {
+        request.client_fsic.clone()
+    };
     let ts = TransferSession {
         id: request.id.clone(),
         sync_session_id: request.sync_session_id.clone(),
@@ -103,7 +113,7 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
         active: true,
         records_transferred: 0,
         records_total: None,
-        client_fsic: request.client_fsic.clone(),
+        client_fsic,
         server_fsic: "{}".into(),
         fsic_v2: request.fsic_v2,
         stage: TransferStage::Initializing,
@@ -127,6 +137,10 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
     let mut ts = transfer_session(engine, id).await?;
     if ts.status == TransferStatus::Errored {
         return Err(Error::Session(format!("transfer session {id} failed at {} and cannot proceed", ts.stage)));
+    }
+    // Checked before any stage runs: a bad FSIC is the request's fault and must not fail the transfer.
+    if let Some(client_fsic) = &request.client_fsic {
+        check_fsic(client_fsic, ts.fsic_v2, &ts.filter, false)?;
     }
     let Some(target) = request.stage else {
         if let Some(total) = request.records_total.filter(|_| ts.push) {
@@ -176,10 +190,6 @@ async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageReq
         TransferStage::Initializing => {}
         TransferStage::Serializing => {
             if let Some(client_fsic) = &request.client_fsic {
-                check_fsic(client_fsic, ts.fsic_v2, false)?;
-                if ts.fsic_v2 {
-                    fsic::check_partitions_within(&fsic::FsicV2::from_json_text(client_fsic)?, &ts.filter)?;
-                }
                 ts.client_fsic = client_fsic.clone();
             }
             transfer::serializing(engine, ts, true).await?;
@@ -216,7 +226,8 @@ pub async fn buffers(engine: &Engine, id: &str, offset: i64, limit: i64) -> Resu
     {
         return Err(Error::Session(format!("transfer session {id} has not queued its records yet")));
     }
-    buffer::read_page(engine.db(), id, offset.max(0), limit.clamp(1, MAX_PAGE)).await
+    // Clamped so that `offset + limit` cannot overflow, whatever the client asked for.
+    buffer::read_page(engine.db(), id, offset.clamp(0, i64::MAX - MAX_PAGE), limit.clamp(1, MAX_PAGE)).await
 }
 
 /// The largest page served.
@@ -303,24 +314,51 @@ async fn check_scope(engine: &Engine, session: &SyncSession, filter: &Filter, pu
     }
 }
 
-/// A transfer's filter: at least one prefix, none containing whitespace (the wire form separates them so).
+/// The most prefixes a transfer's filter may have (Kolibri's have one to three).
+const MAX_FILTER_PREFIXES: usize = 1_000;
+/// The longest partition prefix of a filter or an FSIC (records' partitions have the same bound).
+const MAX_PREFIX_CHARS: usize = 1_024;
+
+/// A transfer's filter: 1 to [`MAX_FILTER_PREFIXES`] prefixes of at most [`MAX_PREFIX_CHARS`] characters, none
+/// containing whitespace (the wire form separates them so) or control characters.
 pub(crate) fn check_filter(filter: &Filter) -> Result<()> {
     if filter.is_empty() {
         return Err(Error::Invalid("a transfer needs at least one partition prefix in its filter".into()));
     }
-    if filter.prefixes().iter().any(|p| p.chars().any(char::is_whitespace)) {
-        return Err(Error::Invalid("partition prefixes cannot contain whitespace".into()));
+    if filter.len() > MAX_FILTER_PREFIXES {
+        return Err(Error::Invalid(format!("a filter has at most {MAX_FILTER_PREFIXES} partition prefixes")));
+    }
+    if let Some(prefix) = filter.prefixes().iter().find(|p| !is_plain_partition(p)) {
+        return Err(Error::Invalid(format!(
+            "partition prefix {:?} is longer than {MAX_PREFIX_CHARS} characters or contains whitespace or control \
+             characters",
+            prefix.chars().take(64).collect::<String>()
+        )));
     }
     Ok(())
 }
 
-/// Rejects an FSIC that does not parse in the session's format (`"{}"` is allowed at creation).
-fn check_fsic(text: &str, v2: bool, at_creation: bool) -> Result<()> {
+fn is_plain_partition(partition: &str) -> bool {
+    partition.chars().count() <= MAX_PREFIX_CHARS && !partition.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Rejects an FSIC that does not parse in the session's format (`"{}"` is allowed at creation), or whose
+/// partitions lie outside the transfer's filter (v2, spec §6.5) or are not plain partition strings.
+fn check_fsic(text: &str, v2: bool, filter: &Filter, at_creation: bool) -> Result<()> {
     if at_creation && text.trim() == "{}" {
         return Ok(());
     }
     if v2 {
-        fsic::FsicV2::from_json_text(text)?;
+        let fsic = fsic::FsicV2::from_json_text(text)?;
+        fsic::check_partitions_within(&fsic, filter)?;
+        let mut partitions = fsic.super_partitions.keys().chain(fsic.sub_partitions.keys());
+        if let Some(partition) = partitions.find(|p| !is_plain_partition(p)) {
+            return Err(Error::Invalid(format!(
+                "FSIC partition {:?} is longer than {MAX_PREFIX_CHARS} characters or contains whitespace or \
+                 control characters",
+                partition.chars().take(64).collect::<String>()
+            )));
+        }
     } else {
         fsic::v1_from_json_text(text)?;
     }

@@ -1,16 +1,13 @@
 //! `buffers/` (spec §2.9): pages of queued records for a pull, chunks of records for a push.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Query};
+use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::auth::{Request, authorize};
-use super::extract::json_body;
+use super::extract::{Body, QueryMap, json_value};
 use super::{ApiError, ApiResult, State, check_id};
 use crate::buffer::BufferRecord;
 use crate::server::{self, MAX_PAGE};
@@ -23,7 +20,7 @@ pub(super) async fn pull(
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    QueryMap(query): QueryMap,
 ) -> ApiResult<Response> {
     let id =
         query.get("transfer_session_id").ok_or_else(|| ApiError::bad_request("transfer_session_id is required"))?;
@@ -52,8 +49,8 @@ pub(super) async fn pull(
     let limit = limit.clamp(1, MAX_PAGE);
     let results = server::buffers(engine, id, offset, limit).await?;
     let link = |offset: i64| page_url(&uri, &headers, id, limit, offset);
-    let next = (offset + limit < count).then(|| link(offset + limit));
-    let previous = (offset > 0).then(|| link((offset - limit).max(0)));
+    let next = (offset.saturating_add(limit) < count).then(|| link(offset.saturating_add(limit)));
+    let previous = (offset > 0).then(|| link(offset.saturating_sub(limit).max(0)));
     Ok(Json(BufferPage { count, next, previous, results }).into_response())
 }
 
@@ -68,10 +65,10 @@ pub(super) async fn push(
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<StatusCode> {
     let api = &state.0;
-    let value: Value = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    let value = json_value(&headers, &body, api.settings().max_body_bytes)?;
     let records: Vec<BufferRecord> = match value {
         Value::Array(items) => items
             .into_iter()

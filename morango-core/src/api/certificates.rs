@@ -1,17 +1,15 @@
 //! `certificates/`, `publickey/`, `certificatechain/` (spec §2.2–§2.4, §2.10–§2.11).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::extract::json_body;
-use super::{ApiError, ApiResult, Credentials, State, check_id};
+use super::extract::{Body, PathId, QueryMap, json_body, json_value};
+use super::{ApiError, ApiResult, Credentials, State, check_chain_text, check_id};
 use crate::certificate::{self, Certificate};
 use crate::filter::parse_scope_params;
 use crate::wire::CertificateRequest;
@@ -22,7 +20,7 @@ fn wire(certificates: Vec<Certificate>) -> Json<Vec<Value>> {
 
 /// `GET certificates/?profile=…&primary_partition=…&ancestors_of=…`: certificates this server owns, or the chain
 /// of one it owns.
-pub(super) async fn list(state: State, Query(query): Query<HashMap<String, String>>) -> ApiResult<Json<Vec<Value>>> {
+pub(super) async fn list(state: State, QueryMap(query): QueryMap) -> ApiResult<Json<Vec<Value>>> {
     let db = state.0.engine().db();
     let profile = query.get("profile").map(String::as_str);
     let certificates = if let Some(id) = query.get("ancestors_of") {
@@ -38,7 +36,7 @@ pub(super) async fn list(state: State, Query(query): Query<HashMap<String, Strin
 }
 
 /// `GET certificates/<id>/`: one certificate this server owns.
-pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub(super) async fn detail(state: State, PathId(id): PathId) -> ApiResult<Json<Value>> {
     check_id(&id, "the certificate id")?;
     match certificate::get(state.0.engine().db(), &id).await? {
         Some(cert) if cert.has_private_key() => Ok(Json(cert.to_wire())),
@@ -48,7 +46,7 @@ pub(super) async fn detail(state: State, Path(id): Path<String>) -> ApiResult<Js
 
 /// `POST certificates/`: a certificate signing request, authenticated with HTTP Basic; the application decides
 /// whether the user may hold the requested scope.
-pub(super) async fn request(state: State, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub(super) async fn request(state: State, headers: HeaderMap, Body(body): Body) -> ApiResult<Response> {
     let api = &state.0;
     let Some(credentials) = basic_credentials(&headers) else {
         return Ok(unauthorized("Authentication credentials were not provided."));
@@ -99,13 +97,21 @@ pub(super) async fn shared_public_key(state: State) -> ApiResult<Json<Vec<Value>
 
 /// `POST certificatechain/`: a chain whose new last certificate a client signed for this server's shared key.
 /// Enforces the setting Python Morango forgets to check here (spec §15 W5).
-pub(super) async fn push_chain(state: State, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+pub(super) async fn push_chain(
+    state: State,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let api = &state.0;
     if !api.settings().allow_certificate_pushing {
         return Err(ApiError::forbidden("This server does not accept pushed certificates."));
     }
     // The body is a JSON string whose content is the JSON list (Morango double-encodes it); accept the list too.
-    let value: Value = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    let value = json_value(&headers, &body, api.settings().max_body_bytes)?;
+    let chain = certificate::parse_chain_value(&value).and_then(|chain| check_chain_text(&chain));
+    if let Err(error) = chain {
+        return Err(ApiError::forbidden(certificate::PushError::Chain(error).to_string()));
+    }
     let roots = if api.settings().trust_new_roots {
         certificate::RootTrust::AcceptNewRoots
     } else {

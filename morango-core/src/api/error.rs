@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sea_orm::SqlErr;
 
 use crate::error::Error;
 use crate::wire::ErrorBody;
@@ -56,10 +57,10 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        if let Error::Certificate(error) = &error {
-            if !error.is_internal() {
-                return ApiError::certificate(StatusCode::BAD_REQUEST, error.error_class(), error.to_string());
-            }
+        if let Error::Certificate(error) = &error
+            && !error.is_internal()
+        {
+            return ApiError::certificate(StatusCode::BAD_REQUEST, error.error_class(), error.to_string());
         }
         let status = match &error {
             Error::Invalid(_) | Error::Fsic(_) => StatusCode::BAD_REQUEST,
@@ -67,6 +68,10 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Session(_) => StatusCode::CONFLICT,
+            // Two requests raced to create the same row: the loser is told, the server is fine.
+            Error::Db { source, .. } if matches!(source.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return ApiError::new(StatusCode::CONFLICT, "a concurrent request created the same object; try again");
+            }
             Error::Db { .. } | Error::Schema(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Peer { .. } | Error::Remote { .. } | Error::Transport { .. } => StatusCode::BAD_GATEWAY,
         };
@@ -74,7 +79,13 @@ impl From<Error> for ApiError {
             tracing::error!(%error, "morango API request failed");
             return ApiError::new(status, "internal error");
         }
-        ApiError::new(status, error.to_string())
+        match error {
+            // Morango's own wording, without the engine's "forbidden: " prefix (clients match on these texts).
+            Error::Forbidden(message) | Error::NotFound(message) | Error::Session(message) => {
+                ApiError::new(status, message)
+            }
+            other => ApiError::new(status, other.to_string()),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod transfer_sessions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,8 +40,11 @@ pub struct ServerSettings {
     pub trust_new_roots: bool,
     /// Application info added to `morangoinfo` and to the instance JSON (e.g. `"kolibri": "0.16.0"`).
     pub instance_info: Map<String, Value>,
-    /// The largest request body, after gzip inflation.
+    /// The largest request body, after gzip inflation (413 beyond it).
     pub max_body_bytes: usize,
+    /// The longest a client may take to send a request body (408 after it), so stalled senders do not hold the
+    /// server's connections forever.
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +55,7 @@ impl Default for ServerSettings {
             trust_new_roots: false,
             instance_info: Map::new(),
             max_body_bytes: 32 * 1024 * 1024,
+            body_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -156,6 +161,18 @@ async fn method_not_allowed() -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
+}
+
+/// Refuses certificates whose signed text hides NUL characters (escaped as `\u0000`) in the fields the database
+/// looks them up by: PostgreSQL cannot even compare such text, so they would fail as server errors.
+fn check_chain_text(chain: &[crate::certificate::Certificate]) -> Result<(), crate::certificate::CertificateError> {
+    match chain.iter().find(|c| [c.profile(), c.scope_definition_id(), c.salt()].iter().any(|t| t.contains('\0'))) {
+        Some(cert) => Err(crate::certificate::CertificateError::Malformed(format!(
+            "certificate {} has NUL characters in its profile, scope definition or salt",
+            cert.id()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Rejects an id that is not 32 lowercase hex characters (Python answers those with a 500).

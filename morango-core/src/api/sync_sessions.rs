@@ -2,13 +2,12 @@
 //! certificate's key, and the server proves it holds its own.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, Method, StatusCode};
 
 use super::auth::{Request, authorize};
-use super::extract::{PeerCapabilities, json_body};
-use super::{ApiError, ApiResult, State, check_id};
+use super::extract::{Body, PathId, PeerCapabilities, json_body};
+use super::{ApiError, ApiResult, State, check_chain_text, check_id};
 use crate::capabilities;
 use crate::certificate::{self, RootTrust};
 use crate::nonce;
@@ -27,7 +26,7 @@ pub(super) async fn create(
     state: State,
     PeerCapabilities(peer): PeerCapabilities,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<SyncSessionCreated>)> {
     let api = &state.0;
     let db = api.engine().db();
@@ -44,6 +43,7 @@ pub(super) async fn create(
         )
     };
     let chain = certificate::parse_chain(&request.certificate_chain).map_err(refused)?;
+    check_chain_text(&chain).map_err(refused)?;
     let roots = if api.settings().trust_new_roots { RootTrust::AcceptNewRoots } else { RootTrust::KnownRootsOnly };
     let client = certificate::save_certificate_chain(db, &chain, Some(&request.client_certificate_id), roots)
         .await
@@ -88,7 +88,7 @@ pub(super) async fn create(
 /// `GET syncsessions/<id>/`: an open session (used to check that a session can be resumed).
 pub(super) async fn detail(
     state: State,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -111,7 +111,7 @@ pub(super) async fn detail(
 /// `DELETE syncsessions/<id>/`: closes the session and abandons its unfinished transfers.
 pub(super) async fn close(
     state: State,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,

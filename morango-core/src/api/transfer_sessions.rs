@@ -1,12 +1,11 @@
 //! `transfersessions/` (spec §2.8): create, read, move through stages, close.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path};
+use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, Method, StatusCode};
 
 use super::auth::{Request, authorize};
-use super::extract::{PeerCapabilities, json_body};
+use super::extract::{Body, PathId, PeerCapabilities, json_body};
 use super::{ApiError, ApiResult, State, check_id};
 use crate::capabilities;
 use crate::filter::Filter;
@@ -22,7 +21,7 @@ pub(super) async fn create(
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    raw: Bytes,
+    Body(raw): Body,
 ) -> ApiResult<(StatusCode, Json<TransferSessionWire>)> {
     let api = &state.0;
     let body: TransferSessionRequest = json_body(&headers, &raw, api.settings().max_body_bytes)?;
@@ -55,7 +54,7 @@ pub(super) async fn create(
 /// `GET transfersessions/<id>/`.
 pub(super) async fn detail(
     state: State,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -70,11 +69,11 @@ pub(super) async fn detail(
 /// `PATCH transfersessions/<id>/`: runs the server's part of every stage up to `transfer_stage`.
 pub(super) async fn update(
     state: State,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Json<TransferSessionWire>> {
     check_id(&id, "the transfer session id")?;
     let api = &state.0;
@@ -98,7 +97,7 @@ pub(super) async fn update(
 /// `DELETE transfersessions/<id>/`: finishes (legacy flow) or abandons the transfer and removes its buffers.
 pub(super) async fn close(
     state: State,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,

@@ -3,8 +3,12 @@
 
 use std::io::Write;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use morango::api::ServerSettings;
+use morango::capabilities::Capabilities;
 use morango::certificate::{self, Certificate, PrivateKey, PublicKey};
+use morango::client::HttpSettings;
 use morango::ids::{random_id, sha2_uuid};
 use morango::wire::{SEQUENCE_HEADER, SESSION_HEADER, SIGNATURE_HEADER, canonical_request};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
@@ -68,17 +72,27 @@ impl Answer {
 
 impl Api {
     fn new(server: &Server) -> Api {
-        Api { http: reqwest::Client::new(), base: format!("{}api/morango/v1/", server.url) }
+        // Installs the TLS crypto provider reqwest is built to expect.
+        morango::client::Http::new(&server.url, Capabilities::all(), HttpSettings::default()).unwrap();
+        // A fresh connection per request: after a server refused a body unread (413) it closes the connection,
+        // and a pooled client could send the next request into that closing connection.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        Api { http, base: format!("{}api/morango/v1/", server.url) }
     }
 
     /// A request as a Python client makes it.
     fn at(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).header("X-Morango-Capabilities", PYTHON)
+        self.at_with(PYTHON, method, path)
+    }
+
+    /// A request from a client with capabilities `caps`.
+    fn at_with(&self, caps: &str, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("X-Morango-Capabilities", caps)
     }
 
     async fn send(&self, what: impl Into<String>, request: RequestBuilder) -> Answer {
         let what = what.into();
-        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: the server did not answer: {e}"));
+        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: the server did not answer: {e:?}"));
         let (status, headers) = (response.status(), response.headers().clone());
         let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{what}: the answer broke off: {e}"));
         let body = if bytes.is_empty() {
@@ -100,11 +114,11 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Answer {
-        self.send(format!("POST {path} {body}"), self.at(Method::POST, path).json(body)).await
+        self.send(format!("POST {path} {}", shown(body)), self.at(Method::POST, path).json(body)).await
     }
 
     async fn patch(&self, path: &str, body: &Value) -> Answer {
-        self.send(format!("PATCH {path} {body}"), self.at(Method::PATCH, path).json(body)).await
+        self.send(format!("PATCH {path} {}", shown(body)), self.at(Method::PATCH, path).json(body)).await
     }
 
     /// A body sent as is.
@@ -112,6 +126,11 @@ impl Api {
         let what = format!("{method} {path} <{} bytes of {content_type}>", body.len());
         self.send(what, self.at(method, path).header(CONTENT_TYPE, content_type).body(body)).await
     }
+}
+
+/// A request body as a failure message shows it: the start of it.
+fn shown(body: &Value) -> String {
+    body.to_string().chars().take(600).collect()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -221,7 +240,7 @@ async fn open(api: &Api, server: &Server, client: &Client, caps: &str) -> String
         &id,
         key_of(client),
     );
-    let request = api.at(Method::POST, "syncsessions/").header("X-Morango-Capabilities", caps).json(&body);
+    let request = api.at_with(caps, Method::POST, "syncsessions/").json(&body);
     api.send("open a sync session", request).await.ok(201);
     id
 }
@@ -302,7 +321,7 @@ fn forge(
     salt: &str,
     signer: &PrivateKey,
 ) -> Value {
-    let id = Certificate::calculate_id(public_key.as_str(), "facilitydata", &salt);
+    let id = Certificate::calculate_id(public_key.as_str(), "facilitydata", salt);
     let serialized = json!({
         "id": id, "parent_id": parent, "profile": "facilitydata", "salt": salt, "scope_definition_id": definition,
         "scope_version": 1, "scope_params": params.to_string(), "public_key_string": public_key.as_str(),
@@ -322,6 +341,15 @@ fn forged_root(key: &PrivateKey) -> Value {
     })
     .to_string();
     json!({"id": id, "serialized": serialized, "signature": key.sign(&serialized).unwrap()})
+}
+
+/// Panics with what the server answered.
+fn failed<T>(answer: Answer) -> T {
+    panic!("{}: answered {} {}", answer.what, answer.status, answer.body)
+}
+
+fn fine<T>(result: Result<T, Answer>) -> T {
+    result.unwrap_or_else(failed)
 }
 
 fn id_of(cert: &Value) -> &str {
@@ -407,6 +435,10 @@ async fn malformed_json_and_wrong_types_are_400s_on_every_endpoint(backend: Back
     for body in [json!([]), json!("text"), json!(42), json!({})] {
         api.post("syncsessions/", &body).await.refused(400);
     }
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
+    for path in ["syncsessions/", "buffers/", "certificatechain/"] {
+        api.raw(Method::POST, path, "application/json", deep.clone()).await.refused_saying(400, "recursion");
+    }
 
     let transfer = transfer_body(&session, &root, true);
     for (key, value) in [
@@ -445,7 +477,7 @@ async fn malformed_json_and_wrong_types_are_400s_on_every_endpoint(backend: Back
         ("deleted", json!("no")),
         ("last_saved_counter", json!("3")),
         ("last_saved_counter", json!(1.5)),
-        ("last_saved_counter", json!(99999999999999999999u64)),
+        ("last_saved_counter", json!(u64::MAX)),
         ("rmcb_list", json!({})),
         ("rmcb_list", json!([1])),
         ("transfer_session", json!(5)),
@@ -528,7 +560,7 @@ async fn unknown_ids_are_404s_and_malformed_ids_400s(backend: Backend) {
     }
     api.get("buffers/").await.refused(400);
     api.get("buffers/?transfer_session_id=").await.refused(400);
-    assert_eq!(api.get("certificates/?profile=%00").await.ok(200), &json!([]));
+    api.get("certificates/?profile=%00").await.refused_saying(400, "NUL");
     assert_eq!(
         api.get("certificates/?profile=%27%3B%20DROP%20TABLE%20morango_certificate%3B--").await.ok(200),
         &json!([])
@@ -563,7 +595,12 @@ async fn unknown_ids_are_404s_and_malformed_ids_400s(backend: Backend) {
 
 async fn oversized_bodies_and_gzip_bombs_are_413s(backend: Backend) {
     let limit = 64 * 1024;
-    let settings = ServerSettings { max_body_bytes: limit, allow_certificate_pushing: true, ..Default::default() };
+    let settings = ServerSettings {
+        max_body_bytes: limit,
+        allow_certificate_pushing: true,
+        body_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
     let (server, client, api) = facility_client(backend, settings).await;
     let session = open(&api, &server, &client, PYTHON).await;
     let root = server.root.id().to_owned();
@@ -582,15 +619,48 @@ async fn oversized_bodies_and_gzip_bombs_are_413s(backend: Backend) {
         (Method::POST, "certificates/"),
         (Method::POST, "certificatechain/"),
     ] {
-        api.raw(method.clone(), path, "application/json", big.clone()).await.refused(413);
-        api.raw(method.clone(), path, "application/gzip", bomb.clone()).await.refused(413);
-        api.raw(method.clone(), path, "application/gzip", b"not gzip at all".to_vec()).await.refused(400);
-        api.raw(method.clone(), path, "application/gzip", bomb[..bomb.len() / 2].to_vec()).await.refused(400);
+        let send = |content_type: &str, body: Vec<u8>| {
+            let what = format!("{method} {path} <{} bytes of {content_type}>", body.len());
+            // A CSR's body is read only once its sender is authenticated.
+            let request = api.at(method.clone(), path).basic_auth("admin", Some("admin-password"));
+            let request = request.header(CONTENT_TYPE, content_type).body(body);
+            let api = &api;
+            async move { api.send(what, request).await }
+        };
+        send("application/json", big.clone()).await.refused_saying(413, "exceeds 65536 bytes");
+        send("application/gzip", bomb.clone()).await.refused_saying(413, "exceeds 65536 bytes");
+        send("application/gzip", b"not gzip at all".to_vec()).await.refused_saying(400, "gzip");
+        let small = gzip(b"[1, 2, 3]");
+        send("application/gzip", small[..small.len() - 6].to_vec()).await.refused_saying(400, "gzip");
     }
     // Many records in one chunk, each valid: refused by size before anything is parsed.
     let many: Vec<Value> = (0..200).map(|_| note(&push, &root)).collect();
     api.raw(Method::POST, "buffers/", "application/json", serde_json::to_vec(&many).unwrap()).await.refused(413);
     assert_eq!(rows(server.db()).await, before, "an oversized request wrote something");
+
+    // A sender that stalls halfway through its body is cut off.
+    let address = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/morango/v1/buffers/ HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n[{{\"serialized\": "
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+        if answer.ends_with(b"}") {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "a stalled body: {answer}");
+    assert!(answer.contains("\"detail\":\"the request body did not arrive within"), "{answer}");
+    assert_eq!(rows(server.db()).await, before);
 
     // Within the limit, a gzipped chunk is accepted.
     let chunk = serde_json::to_vec(&json!([note(&push, &root)])).unwrap();
@@ -604,7 +674,7 @@ async fn closed_sessions_and_cleaned_up_transfers_refuse_work(backend: Backend) 
     fixtures::learner(server.db(), &server.facility, "ada").await;
     let root = server.root.id().to_owned();
     let session = open(&api, &server, &client, PYTHON).await;
-    let (pull, total) = pull_transfer(&api, &session, &root, EMPTY_FSIC).await.ok().unwrap();
+    let (pull, total) = fine(pull_transfer(&api, &session, &root, EMPTY_FSIC).await);
     assert!(total > 0);
     api.delete(&format!("transfersessions/{pull}/")).await.ok(204);
     let push = push_transfer(&api, &session, &root, 1).await;
@@ -649,7 +719,8 @@ async fn closed_sessions_and_cleaned_up_transfers_refuse_work(backend: Backend) 
 
 on_both_backends!(
     pushed_records_are_checked_and_a_bad_chunk_writes_nothing,
-    buffers_flow_one_way_and_pages_are_bounded
+    hostile_payloads_are_merged_without_breaking_the_server,
+    buffers_flow_one_way_and_pages_are_bounded,
 );
 
 async fn pushed_records_are_checked_and_a_bad_chunk_writes_nothing(backend: Backend) {
@@ -740,6 +811,49 @@ async fn pushed_records_are_checked_and_a_bad_chunk_writes_nothing(backend: Back
     api.post("buffers/", &good).await.ok(201);
     assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_buffer").await, 1);
     assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_recordmaxcounterbuffer").await, 1);
+
+    // A chunk of more records than a database binds in one statement is staged whole.
+    let big = push_transfer(&api, &open(&api, &server, &client, PYTHON).await, &root, 5000).await;
+    let chunk: Vec<Value> = (0..5000).map(|_| note(&big, &root)).collect();
+    api.post("buffers/", &Value::Array(chunk)).await.ok(201);
+    let staged = format!("SELECT COUNT(*) AS n FROM morango_buffer WHERE transfer_session_id = '{big}'");
+    assert_eq!(count(server.db(), &staged).await, 5000);
+    finish(server, client).await;
+}
+
+async fn hostile_payloads_are_merged_without_breaking_the_server(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    let root = server.root.id().to_owned();
+    let session = open(&api, &server, &client, PYTHON).await;
+    let push = push_transfer(&api, &session, &root, 6).await;
+    let with_payload = |mut record: Value, payload: Value| {
+        let mut fields = payload.as_object().unwrap().clone();
+        fields.insert("id".into(), record["model_uuid"].clone());
+        record["serialized"] = json!(Value::Object(fields).to_string());
+        record
+    };
+    let fine_note = with_payload(note(&push, &root), json!({"facility_id": root, "text": "fine"}));
+    let wrong_type = with_payload(note(&push, &root), json!({"facility_id": root, "text": {"nested": [1, 2]}}));
+    let dangling = with_payload(note(&push, &root), json!({"facility_id": random_id(), "text": "orphan"}));
+    let unknown_model = with_payload(record(&push, &root, "nosuchmodel"), json!({"anything": true}));
+    // Two groups, each the other's parent.
+    let (mut first, mut second) = (record(&push, &root, "learnergroup"), record(&push, &root, "learnergroup"));
+    let (a, b) = (first["model_uuid"].as_str().unwrap().to_owned(), second["model_uuid"].as_str().unwrap().to_owned());
+    first = with_payload(first, json!({"facility_id": root, "name": "a", "parent_id": b}));
+    first["_self_ref_fk"] = json!(b);
+    second = with_payload(second, json!({"facility_id": root, "name": "b", "parent_id": a}));
+    second["_self_ref_fk"] = json!(a);
+    let chunk = json!([fine_note, wrong_type, dangling, unknown_model, first, second]);
+    api.post("buffers/", &chunk).await.ok(201);
+
+    let path = format!("transfersessions/{push}/");
+    let done = api.patch(&path, &json!({"transfer_stage": "cleanup"})).await;
+    assert_eq!(done.ok(200)["transfer_stage_status"], "completed", "{}", done.body);
+    assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM note WHERE text = 'fine'").await, 1);
+    assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM note WHERE text = 'orphan'").await, 0);
+    let stuck = count(server.db(), "SELECT COUNT(*) AS n FROM morango_store WHERE dirty_bit = true").await;
+    assert!(stuck >= 3, "records that cannot be applied stay in the store, marked: {stuck}");
+    api.get("morangoinfo/1/").await.ok(200);
     finish(server, client).await;
 }
 
@@ -750,12 +864,20 @@ async fn buffers_flow_one_way_and_pages_are_bounded(backend: Backend) {
     }
     let root = server.root.id().to_owned();
     let session = open(&api, &server, &client, PYTHON).await;
-    let (pull, total) = pull_transfer(&api, &session, &root, EMPTY_FSIC).await.ok().unwrap();
+    let (pull, total) = fine(pull_transfer(&api, &session, &root, EMPTY_FSIC).await);
     assert_eq!(total, 4, "the facility and three learners");
     let push = push_transfer(&api, &session, &root, 1).await;
+    let early = open(&api, &server, &client, PYTHON).await;
+    let created = api.post("transfersessions/", &transfer_body(&early, &root, false)).await;
+    let unqueued = created.ok(201)["id"].as_str().unwrap().to_owned();
+    let created = api.post("transfersessions/", &transfer_body(&early, &root, true)).await;
+    let unready = created.ok(201)["id"].as_str().unwrap().to_owned();
     let before = rows(server.db()).await;
 
     api.post("buffers/", &json!([note(&pull, &root)])).await.refused_saying(403, "pull");
+    // Too early: a pull not yet queued, a push not yet receiving.
+    api.get(&format!("buffers/?transfer_session_id={unqueued}&limit=10")).await.refused_saying(409, "not queued");
+    api.post("buffers/", &json!([note(&unready, &root)])).await.refused_saying(409, "not receiving");
     api.get(&format!("buffers/?transfer_session_id={push}&limit=10")).await.refused_saying(403, "push");
     api.get(&format!("buffers/?transfer_session_id={push}")).await.refused_saying(403, "push");
 
@@ -782,5 +904,696 @@ async fn buffers_flow_one_way_and_pages_are_bounded(backend: Backend) {
     assert!(middle.body["next"].is_string() && middle.body["previous"].is_string());
     assert_eq!(api.get(&format!("buffers/?transfer_session_id={pull}")).await.ok(200).as_array().unwrap().len(), 4);
     assert_eq!(rows(server.db()).await, before, "reading pages wrote something");
+    finish(server, client).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Certificates, handshakes and nonces
+
+on_both_backends!(
+    forged_chains_and_bad_handshakes_are_refused,
+    replayed_expired_and_unknown_nonces_are_refused,
+    certificate_pushing_is_refused_unless_allowed,
+    pushed_certificates_are_checked_like_any_chain,
+    certificate_signing_requests_check_credentials_and_scope,
+);
+
+async fn forged_chains_and_bad_handshakes_are_refused(backend: Backend) {
+    let kid = random_id();
+    let server = Server::start(backend, ServerSettings::default(), Users::new().learner("kid", &kid)).await;
+    let learner = Client::enrol(backend, &server, Wants::Learner { username: "kid", learner_id: &kid }).await;
+    let api = Api::new(&server);
+    let root = server.root.id().to_owned();
+    let chain: Vec<Value> = serde_json::from_str(&chain_of(&learner).await).unwrap();
+    let learner_id = learner.certificate.id().to_owned();
+    let own_scope = json!({"facility_id": root, "user_id": kid});
+    let attacker = PrivateKey::generate().unwrap();
+    let handshake = |chain: Vec<Value>, leaf: String, key: &PrivateKey| {
+        let chain = Value::Array(chain).to_string();
+        let key = key.clone();
+        let server = &server;
+        let api = &api;
+        async move {
+            let body = handshake_body(&chain, &leaf, server, &nonce(api).await, &random_id(), &key);
+            api.post("syncsessions/", &body).await
+        }
+    };
+    let extend = |cert: &Value| {
+        let mut longer = chain.clone();
+        longer.push(cert.clone());
+        longer
+    };
+    let before = rows(server.db()).await;
+
+    // A certificate not signed by its parent.
+    let unsigned = forge(&learner_id, "single-user", own_scope.clone(), attacker.public_key(), &random_id(), &attacker);
+    let answer = handshake(extend(&unsigned), id_of(&unsigned).to_owned(), &attacker).await;
+    answer.refused_saying(403, "Saving certificate chain has failed");
+    assert_eq!(answer.body["error_class"], "CertificateSignatureInvalid");
+    // Its signed text changed after signing.
+    let mut tampered =
+        forge(&learner_id, "single-user", own_scope.clone(), attacker.public_key(), &random_id(), key_of(&learner));
+    let text = tampered["serialized"].as_str().unwrap().replace(&kid, &random_id());
+    tampered["serialized"] = json!(text);
+    let answer = handshake(extend(&tampered), id_of(&tampered).to_owned(), &attacker).await;
+    assert_eq!(answer.body["error_class"], "CertificateSignatureInvalid", "{}", answer.body);
+    answer.refused(403);
+    // A certificate that names a parent other than the one before it in the chain.
+    let orphan = forge(&root, "single-user", own_scope.clone(), attacker.public_key(), &random_id(), key_of(&learner));
+    let answer = handshake(extend(&orphan), id_of(&orphan).to_owned(), &attacker).await;
+    assert_eq!(answer.body["error_class"], "CertificateChainInvalid", "{}", answer.body);
+    answer.refused(403);
+    // A learner signing themself the whole facility, or another learner.
+    for scope in [
+        ("full-facility", json!({"facility_id": root})),
+        ("single-user", json!({"facility_id": root, "user_id": random_id()})),
+    ] {
+        let escalated = forge(&learner_id, scope.0, scope.1, attacker.public_key(), &random_id(), key_of(&learner));
+        let answer = handshake(extend(&escalated), id_of(&escalated).to_owned(), &attacker).await;
+        assert_eq!(answer.body["error_class"], "CertificateScopeNotSubset", "{}", answer.body);
+        answer.refused(403);
+    }
+    // Text that no database column can hold, hidden in the signed text.
+    let nul = forge(
+        &learner_id,
+        "single-user\u{0}",
+        own_scope.clone(),
+        attacker.public_key(),
+        &random_id(),
+        key_of(&learner),
+    );
+    let answer = handshake(extend(&nul), id_of(&nul).to_owned(), &attacker).await;
+    assert_eq!(answer.body["error_class"], "CertificateMalformed", "{}", answer.body);
+    answer.refused(403);
+    // A root this server never saw.
+    let stranger = PrivateKey::generate().unwrap();
+    let new_root = forged_root(&stranger);
+    let child = forge(
+        id_of(&new_root),
+        "full-facility",
+        json!({"facility_id": id_of(&new_root)}),
+        attacker.public_key(),
+        &random_id(),
+        &stranger,
+    );
+    let answer = handshake(vec![new_root.clone(), child.clone()], id_of(&child).to_owned(), &attacker).await;
+    assert_eq!(answer.body["error_class"], "CertificateRootNotTrusted", "{}", answer.body);
+    answer.refused(403);
+    // A chain whose last certificate is not the one the client claims; chains that are no chains.
+    handshake(chain.clone(), random_id(), key_of(&learner)).await.refused(403);
+    handshake(vec![], learner_id.clone(), key_of(&learner)).await.refused(403);
+    handshake(vec![json!({"id": learner_id})], learner_id.clone(), key_of(&learner)).await.refused(403);
+    handshake(vec![chain[1].clone(); 40], learner_id.clone(), key_of(&learner)).await.refused(403);
+    for text in ["not json", "{}", "[1]", ""] {
+        let mut body = handshake_body(text, &learner_id, &server, &nonce(&api).await, &random_id(), key_of(&learner));
+        body["certificate_chain"] = json!(text);
+        api.post("syncsessions/", &body).await.refused(403);
+    }
+    // Claiming to be the server's own root without its key.
+    handshake(vec![chain[0].clone()], root.clone(), &attacker).await.refused_saying(403, "failed to verify signature");
+    // The server certificate must be one the server owns.
+    let mut body = handshake_body(
+        &chain_of(&learner).await,
+        &learner_id,
+        &server,
+        &nonce(&api).await,
+        &random_id(),
+        key_of(&learner),
+    );
+    body["server_certificate_id"] = json!(learner_id);
+    api.post("syncsessions/", &body).await.refused_saying(400, "does not exist");
+    body["server_certificate_id"] = json!(random_id());
+    api.post("syncsessions/", &body).await.refused_saying(400, "does not exist");
+
+    // A signature over another message; the nonce survives it, as in Morango.
+    let (nonce_id, id) = (nonce(&api).await, random_id());
+    let mut body = handshake_body(&chain_of(&learner).await, &learner_id, &server, &nonce_id, &id, key_of(&learner));
+    body["signature"] = json!(key_of(&learner).sign(&format!("{nonce_id}:{}", random_id())).unwrap());
+    api.post("syncsessions/", &body).await.refused_saying(403, "failed to verify signature");
+    body["signature"] = json!(attacker.sign(&format!("{nonce_id}:{id}")).unwrap());
+    api.post("syncsessions/", &body).await.refused_saying(403, "failed to verify signature");
+    body["signature"] = json!("bm90IGEgc2lnbmF0dXJl");
+    api.post("syncsessions/", &body).await.refused_saying(403, "failed to verify signature");
+    body["signature"] = json!("%%%");
+    api.post("syncsessions/", &body).await.refused_saying(403, "failed to verify signature");
+    assert_eq!(rows(server.db()).await, before, "a refused handshake wrote something");
+    body["signature"] = json!(key_of(&learner).sign(&format!("{nonce_id}:{id}")).unwrap());
+    api.post("syncsessions/", &body).await.ok(201);
+
+    // A sub-certificate the learner signs inside their own scope is a valid delegation, as in Morango.
+    let delegated = forge(&learner_id, "single-user", own_scope, attacker.public_key(), &random_id(), key_of(&learner));
+    handshake(extend(&delegated), id_of(&delegated).to_owned(), &attacker).await.ok(201);
+    learner.finish().await;
+    server.finish().await;
+}
+
+async fn replayed_expired_and_unknown_nonces_are_refused(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    let chain = chain_of(&client).await;
+    let attempt = |nonce: String| {
+        let body = handshake_body(&chain, client.certificate.id(), &server, &nonce, &random_id(), key_of(&client));
+        let api = &api;
+        async move { api.post("syncsessions/", &body).await }
+    };
+    let used = nonce(&api).await;
+    attempt(used.clone()).await.ok(201);
+    let before = rows(server.db()).await;
+    attempt(used).await.refused_saying(403, "Nonce is not valid");
+    attempt(random_id()).await.refused_saying(403, "Nonce is not valid");
+    let now = chrono::Utc::now();
+    for when in
+        [now - chrono::Duration::seconds(61), now - chrono::Duration::days(400), now + chrono::Duration::hours(1)]
+    {
+        let old = nonce(&api).await;
+        execute(
+            server.db(),
+            "UPDATE morango_nonce SET timestamp = $1 WHERE id = $2",
+            vec![when.into(), old.clone().into()],
+        )
+        .await;
+        attempt(old.clone()).await.refused_saying(403, "Nonce is not valid");
+        attempt(old).await.refused_saying(403, "Nonce is not valid");
+    }
+    for malformed in ["", "xyz", "ABCDEF0123456789ABCDEF0123456789"] {
+        attempt(malformed.to_owned()).await.refused(400);
+    }
+    assert_eq!(rows(server.db()).await, before, "a refused nonce opened something");
+    finish(server, client).await;
+}
+
+async fn certificate_pushing_is_refused_unless_allowed(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    let before = rows(server.db()).await;
+    api.get("publickey/").await.refused(403);
+    let mut chain: Vec<Value> = serde_json::from_str(&chain_of(&client).await).unwrap();
+    let key = PrivateKey::generate().unwrap();
+    let salt = nonce(&api).await;
+    chain.push(forge(
+        client.certificate.id(),
+        "full-facility",
+        json!({"facility_id": server.root.id()}),
+        key.public_key(),
+        &salt,
+        key_of(&client),
+    ));
+    api.post("certificatechain/", &json!(Value::Array(chain).to_string())).await.refused(403);
+    assert_eq!(rows(server.db()).await, before);
+    assert!(!api.get("morangoinfo/1/").await.ok(200)["capabilities"].to_string().contains("ALLOW_CERTIFICATE_PUSHING"));
+    finish(server, client).await;
+}
+
+async fn pushed_certificates_are_checked_like_any_chain(backend: Backend) {
+    let settings = ServerSettings { allow_certificate_pushing: true, ..Default::default() };
+    let (server, client, api) = facility_client(backend, settings).await;
+    let root = server.root.id().to_owned();
+    let keys = api.get("publickey/").await;
+    let shared = PublicKey::parse(keys.ok(200)[0]["public_key"].as_str().unwrap()).unwrap();
+    let chain: Vec<Value> = serde_json::from_str(&chain_of(&client).await).unwrap();
+    let facility = json!({"facility_id": root});
+    let push = |mut certs: Vec<Value>, cert: Value| {
+        certs.push(cert);
+        let body = json!(Value::Array(certs).to_string());
+        let api = &api;
+        async move { api.post("certificatechain/", &body).await }
+    };
+    let before = rows(server.db()).await;
+
+    let stranger = PrivateKey::generate().unwrap();
+    let not_shared = forge(
+        client.certificate.id(),
+        "full-facility",
+        facility.clone(),
+        stranger.public_key(),
+        &nonce(&api).await,
+        key_of(&client),
+    );
+    push(chain.clone(), not_shared).await.refused_saying(400, "Shared public key was not used");
+    let unsalted =
+        forge(client.certificate.id(), "full-facility", facility.clone(), &shared, &random_id(), key_of(&client));
+    push(chain.clone(), unsalted).await.refused_saying(403, "Nonce");
+    let stale = nonce(&api).await;
+    let past = chrono::Utc::now() - chrono::Duration::minutes(5);
+    execute(
+        server.db(),
+        "UPDATE morango_nonce SET timestamp = $1 WHERE id = $2",
+        vec![past.into(), stale.clone().into()],
+    )
+    .await;
+    let expired = forge(client.certificate.id(), "full-facility", facility.clone(), &shared, &stale, key_of(&client));
+    push(chain.clone(), expired).await.refused_saying(403, "Nonce");
+    let unsigned =
+        forge(client.certificate.id(), "full-facility", facility.clone(), &shared, &nonce(&api).await, &stranger);
+    let answer = push(chain.clone(), unsigned).await;
+    assert_eq!(answer.body["error_class"], "CertificateSignatureInvalid", "{}", answer.body);
+    answer.refused(400);
+    let elsewhere = json!({"facility_id": random_id()});
+    let escalated =
+        forge(client.certificate.id(), "full-facility", elsewhere, &shared, &nonce(&api).await, key_of(&client));
+    let answer = push(chain.clone(), escalated).await;
+    assert_eq!(answer.body["error_class"], "CertificateScopeNotSubset", "{}", answer.body);
+    answer.refused(400);
+    let new_root = forged_root(&stranger);
+    let foreign = forge(
+        id_of(&new_root),
+        "full-facility",
+        json!({"facility_id": id_of(&new_root)}),
+        &shared,
+        &nonce(&api).await,
+        &stranger,
+    );
+    push(vec![new_root], foreign).await.refused_saying(403, "Saving certificate chain has failed");
+    let rootless =
+        forge(client.certificate.id(), "full-facility", facility.clone(), &shared, &nonce(&api).await, key_of(&client));
+    push(vec![], rootless).await.refused(403);
+    assert_eq!(rows(server.db()).await, before, "a refused push stored a certificate");
+
+    // A proper push is stored with the shared key: the server owns it from then on. Its nonce is spent.
+    let pushed =
+        forge(client.certificate.id(), "full-facility", facility, &shared, &nonce(&api).await, key_of(&client));
+    assert_eq!(push(chain.clone(), pushed.clone()).await.ok(201), &json!("Certificate chain has been saved"));
+    api.get(&format!("certificates/{}/", id_of(&pushed))).await.ok(200);
+    push(chain, pushed).await.refused_saying(403, "Nonce");
+    finish(server, client).await;
+}
+
+async fn certificate_signing_requests_check_credentials_and_scope(backend: Backend) {
+    let kid = random_id();
+    let server = Server::start(backend, ServerSettings::default(), Users::new().learner("kid", &kid)).await;
+    let api = Api::new(&server);
+    let root = server.root.id().to_owned();
+    let key = PrivateKey::generate().unwrap();
+    let csr = |definition: &str, params: Value| {
+        let Value::Object(params) = params else { unreachable!() };
+        serde_json::to_value(certificate::signing_request(&server.root, definition, &params, key.public_key())).unwrap()
+    };
+    let facility = csr("full-facility", json!({"facility_id": root}));
+    let own = csr("single-user", json!({"facility_id": root, "user_id": kid}));
+    let send = |body: &Value, user: Option<(&str, &str)>| {
+        let mut request = api.at(Method::POST, "certificates/").json(body);
+        if let Some((name, password)) = user {
+            request = request.basic_auth(name, Some(password));
+        }
+        let what = format!("CSR as {user:?}");
+        let api = &api;
+        async move { api.send(what, request).await }
+    };
+    let before = rows(server.db()).await;
+
+    for (user, words) in [
+        (None, "not provided"),
+        (Some(("admin", "wrong")), "Invalid credentials"),
+        (Some(("nobody", "admin-password")), "Invalid credentials"),
+        (Some(("kid", "admin-password")), "Invalid credentials"),
+        (Some(("", "")), "Invalid credentials"),
+    ] {
+        let answer = send(&facility, user).await;
+        answer.refused_saying(401, words);
+        assert_eq!(answer.headers.get(WWW_AUTHENTICATE).unwrap(), "Basic realm=\"api\"");
+    }
+    for header in ["Basic !!!", "Basic YWRtaW4=", "Bearer admin-password", "Basic", "basic  "] {
+        let request = api.at(Method::POST, "certificates/").header("Authorization", header).json(&facility);
+        let answer = api.send(format!("CSR with Authorization {header}"), request).await;
+        answer.refused(401);
+        assert!(answer.headers.contains_key(WWW_AUTHENTICATE));
+    }
+    // A learner may hold their own single-user scope and nothing else.
+    let kid_login = Some(("kid", "kid-password"));
+    send(&facility, kid_login).await.refused(403);
+    send(&csr("single-user", json!({"facility_id": root, "user_id": random_id()})), kid_login).await.refused(403);
+    send(&csr("read-only", json!({"facility_id": root})), kid_login).await.refused(403);
+    // What no one may hold: a scope outside the parent's, or not from a known definition or profile.
+    let admin = Some(("admin", "admin-password"));
+    let answer = send(&csr("full-facility", json!({"facility_id": random_id()})), admin).await;
+    assert_eq!(answer.body["error_class"], "CertificateScopeNotSubset", "{}", answer.body);
+    answer.refused(400);
+    send(&csr("no-such-scope", json!({"facility_id": root})), admin).await.refused(400);
+    let mut other = facility.clone();
+    other["parent"] = json!(random_id());
+    send(&other, admin).await.refused(400);
+    other["parent"] = json!("../../root");
+    send(&other, admin).await.refused(400);
+    let mut other = facility.clone();
+    other["profile"] = json!("otherprofile");
+    send(&other, admin).await.refused(400);
+    other["profile"] = json!("p".repeat(300));
+    send(&other, admin).await.refused(400);
+    let mut other = facility.clone();
+    other["public_key"] = json!("MIIBnotakey");
+    send(&other, admin).await.refused(400);
+    let mut other = facility.clone();
+    other["scope_params"] = json!("not json");
+    send(&other, admin).await.refused(400);
+    other["scope_params"] = json!("[1, 2]");
+    send(&other, admin).await.refused(400);
+    let mut other = facility.clone();
+    other["scope_version"] = json!(99999999999i64);
+    send(&other, admin).await.refused(400);
+    assert_eq!(rows(server.db()).await, before, "a refused CSR stored a certificate");
+
+    // Right credentials, a scope the user may hold: 201, a certificate signed by the root.
+    let issued = send(&own, kid_login).await;
+    assert_eq!(issued.ok(201)["parent"], json!(root));
+    let issued = send(&facility, Some(("username=admin&facility=whatever", "admin-password"))).await;
+    assert_eq!(issued.ok(201)["scope_definition"], json!("full-facility"));
+    server.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scopes, filters and FSICs
+
+on_both_backends!(
+    a_learner_can_neither_pull_nor_push_another_learners_partitions,
+    filters_and_fsics_with_sql_in_them_neither_break_nor_leak,
+    database_max_counters_never_move_down,
+);
+
+/// A server with learners Ada and Bob, each with a log, and a tablet enrolled as Ada.
+async fn ada_and_bob(backend: Backend) -> (Server, Client, Api, String, String) {
+    let server = Server::start(backend, ServerSettings::default(), Users::new()).await;
+    let ada = fixtures::learner(server.db(), &server.facility, "ada").await;
+    let bob = fixtures::learner(server.db(), &server.facility, "bob").await;
+    fixtures::log(server.db(), &ada, "ada's video").await;
+    fixtures::log(server.db(), &bob, "bob's video").await;
+    let server = server.with_users(Users::new().learner("ada", &ada.id));
+    let tablet = Client::enrol(backend, &server, Wants::Learner { username: "ada", learner_id: &ada.id }).await;
+    let api = Api::new(&server);
+    (server, tablet, api, ada.id, bob.id)
+}
+
+async fn a_learner_can_neither_pull_nor_push_another_learners_partitions(backend: Backend) {
+    let (server, tablet, api, ada, bob) = ada_and_bob(backend).await;
+    let root = server.root.id().to_owned();
+    let session = open(&api, &server, &tablet, PYTHON).await;
+    let before = rows(server.db()).await;
+
+    let pulling = "Client certificate scope does not permit pulling for the requested filter.";
+    let pushing = "Client certificate scope does not permit pushing for the requested filter.";
+    for filter in [
+        format!("{root}:user-ro:{bob}"),
+        format!("{root}:user-rw:{bob}"),
+        format!("{root}:user-ro:{ada}\n{root}:user-rw:{bob}"),
+        format!("{root}:user"),
+        root.clone(),
+        format!("{root}:user-ro:{}", ada.to_uppercase()),
+        format!("{root}:user-ro:{}", &ada[..31]),
+    ] {
+        let answer = api.post("transfersessions/", &transfer_body(&session, &filter, false)).await;
+        assert_eq!(answer.refused(403), pulling, "pulling {filter:?}");
+    }
+    for filter in [
+        format!("{root}:user-rw:{bob}"),
+        format!("{root}:user-ro:{ada}"),
+        format!("{root}:allusers-ro"),
+        format!("{root}:user-rw:{}", &ada[..31]),
+        root.clone(),
+    ] {
+        let answer = api.post("transfersessions/", &transfer_body(&session, &filter, true)).await;
+        assert_eq!(answer.refused(403), pushing, "pushing {filter:?}");
+    }
+    // Outside the server's scope too (blank is the whole database): the server's message wins, as in Morango.
+    for filter in
+        ["elsewhere".to_owned(), String::new(), " \n ".into(), format!("{}:user-ro:{ada}", root.to_uppercase())]
+    {
+        let answer = api.post("transfersessions/", &transfer_body(&session, &filter, false)).await;
+        answer.refused_saying(403, "Server certificate scope does not permit responding to pulls");
+        let answer = api.post("transfersessions/", &transfer_body(&session, &filter, true)).await;
+        answer.refused_saying(403, "Server certificate scope does not permit receiving pushes");
+    }
+    assert_eq!(rows(server.db()).await, before, "a refused transfer was created");
+
+    // Within her write scope, records of Bob's partitions are refused.
+    let push = push_transfer(&api, &session, &format!("{root}:user-rw:{ada}"), 1).await;
+    let before = rows(server.db()).await;
+    let bobs = record(&push, &format!("{root}:user-rw:{bob}"), "contentlog");
+    api.post("buffers/", &json!([bobs])).await.refused_saying(400, "outside");
+    assert_eq!(rows(server.db()).await, before);
+
+    // What she may pull is hers and the facility's.
+    let mine = format!("{root}:user-ro:{ada}\n{root}:user-rw:{ada}\n{root}:allusers-ro");
+    let records = fine(pull_all(&api, &session, &mine, EMPTY_FSIC).await);
+    assert_eq!(records.len(), 3, "her learner record, her log and the facility");
+    assert!(records.iter().all(|r| !r["partition"].as_str().unwrap().contains(&bob)));
+    tablet.finish().await;
+    server.finish().await;
+}
+
+async fn filters_and_fsics_with_sql_in_them_neither_break_nor_leak(backend: Backend) {
+    let (server, tablet, api, ada, bob) = ada_and_bob(backend).await;
+    let root = server.root.id().to_owned();
+    let session = open(&api, &server, &tablet, PYTHON).await;
+    let mine = format!("{root}:user-ro:{ada}");
+    let instance = random_id();
+    assert_eq!(fine(pull_all(&api, &session, &mine, EMPTY_FSIC).await).len(), 1, "her learner record");
+    let store = count(server.db(), "SELECT COUNT(*) AS n FROM morango_store").await;
+
+    let hostile = [
+        "'",
+        "';DROP/**/TABLE/**/morango_store;--",
+        "'/**/OR/**/'1'='1",
+        "'/**/OR/**/1=1)--",
+        "%",
+        "_",
+        "%'/**/OR/**/partition/**/LIKE/**/'%",
+        "\\",
+        "\"",
+        "$1",
+        "?",
+        "\u{0}",
+        "\u{7f}\u{202e}",
+    ];
+    for suffix in hostile {
+        let filter = format!("{mine}{suffix}");
+        match pull_all(&api, &session, &filter, EMPTY_FSIC).await {
+            Ok(records) => assert!(records.is_empty(), "{filter:?} leaked {records:?}"),
+            Err(answer) => {
+                answer.refused(400);
+            }
+        }
+        let counters = json!({filter.clone(): {instance.clone(): 1}});
+        for fsic in [
+            json!({"super": {}, "sub": counters.clone()}).to_string(),
+            json!({"super": counters.clone(), "sub": {}}).to_string(),
+        ] {
+            let records = pull_all(&api, &session, &mine, &fsic).await;
+            let records = match records {
+                Ok(records) => records,
+                Err(answer) => {
+                    answer.refused(400);
+                    continue;
+                }
+            };
+            assert_eq!(records.len(), 1, "{fsic}: her learner record only");
+            assert!(records.iter().all(|r| r["partition"].as_str().unwrap().starts_with(&mine)));
+        }
+    }
+    // FSICs that are not FSICs, or speak of partitions outside the filter, are refused before any work is done.
+    let created = api.post("transfersessions/", &transfer_body(&session, &mine, false)).await;
+    let pull = created.ok(201)["id"].as_str().unwrap().to_owned();
+    let path = format!("transfersessions/{pull}/");
+    for fsic in [
+        "nonsense".to_owned(),
+        "{\"super\": {}}".to_owned(),
+        "[]".to_owned(),
+        format!("{{\"super\": {{}}, \"sub\": {{\"{mine}\": {{\"nothex\": 1}}}}}}"),
+        format!("{{\"super\": {{}}, \"sub\": {{\"{mine}\": {{\"{instance}\": -1}}}}}}"),
+        format!("{{\"super\": {{}}, \"sub\": {{\"{mine}\": {{\"{instance}\": \"1\"}}}}}}"),
+        format!("{{\"super\": {{}}, \"sub\": {{\"{root}:user-ro:{bob}\": {{\"{instance}\": 1}}}}}}"),
+        format!("{{\"super\": {{}}, \"sub\": {{\"\": {{\"{instance}\": 1}}}}}}"),
+    ] {
+        let answer = api.patch(&path, &json!({"transfer_stage": "serializing", "client_fsic": fsic})).await;
+        answer.refused(400);
+        let state = api.get(&path).await;
+        assert_eq!(state.ok(200)["transfer_stage_status"], "completed", "a refused FSIC broke the transfer");
+        assert_eq!(state.body["transfer_stage"], "initializing");
+    }
+    api.patch(&path, &json!({"transfer_stage": "serializing", "client_fsic": EMPTY_FSIC})).await.ok(200);
+    api.delete(&path).await.ok(204);
+    // The same FSICs at creation (the legacy flow sends the client's FSIC there).
+    let mut body = transfer_body(&session, &mine, false);
+    body["client_fsic"] = json!(format!("{{\"super\": {{}}, \"sub\": {{\"{root}\": {{\"{instance}\": 1}}}}}}"));
+    api.post("transfersessions/", &body).await.refused(400);
+
+    // Too many prefixes, or too long ones, are refused, not run.
+    let many: Vec<String> = (0..20_000).map(|i| format!("{mine}{i}")).collect();
+    api.post("transfersessions/", &transfer_body(&session, &many.join("\n"), false)).await.refused(400);
+    api.post("transfersessions/", &transfer_body(&session, &format!("{mine}{}", "x".repeat(5000)), false))
+        .await
+        .refused(400);
+
+    // Nothing broke: the store is all there and a facility client still gets everything.
+    assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_store").await, store);
+    let admin = Client::enrol(backend, &server, Wants::Facility).await;
+    let everything = open(&api, &server, &admin, PYTHON).await;
+    let records = fine(pull_all(&api, &everything, &root, EMPTY_FSIC).await);
+    assert_eq!(records.len(), 5, "facility, two learners, two logs");
+    admin.finish().await;
+    tablet.finish().await;
+    server.finish().await;
+}
+
+async fn database_max_counters_never_move_down(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    fixtures::learner(server.db(), &server.facility, "ada").await;
+    client.sync(&server).await;
+    let root = server.root.id().to_owned();
+    let before = dmc(server.db()).await;
+    assert!(!before.is_empty());
+    let server_instance = server.api.engine().instance().id.clone();
+    let client_instance = client.peer.engine.instance().id.clone();
+
+    // A push whose sender claims to know less than the server does, in v2 and v1 FSICs.
+    let zeros = json!({root.clone(): {server_instance.clone(): 0, client_instance.clone(): 0}});
+    for (caps, fsic) in [
+        (PYTHON, json!({"super": {}, "sub": zeros}).to_string()),
+        (
+            "GZIP_BUFFER_POST ASYNC_OPERATIONS",
+            json!({server_instance.clone(): 0, client_instance.clone(): 0}).to_string(),
+        ),
+    ] {
+        let session = open(&api, &server, &client, caps).await;
+        let request = api.at_with(caps, Method::POST, "transfersessions/").json(&transfer_body(&session, &root, true));
+        let push = api.send("create a push", request).await.ok(201)["id"].as_str().unwrap().to_owned();
+        let path = format!("transfersessions/{push}/");
+        for body in [
+            json!({"transfer_stage": "serializing", "client_fsic": fsic}),
+            json!({"transfer_stage": "queuing", "records_total": 0}),
+            json!({"transfer_stage": "cleanup"}),
+        ] {
+            let request = api.at_with(caps, Method::PATCH, &path).json(&body);
+            api.send(format!("PATCH {body}"), request).await.ok(200);
+        }
+        let after = dmc(server.db()).await;
+        for (partition, instance, counter) in &before {
+            let now = after.iter().find(|(p, i, _)| p == partition && i == instance).map(|r| r.2);
+            assert!(now >= Some(*counter), "DMC {partition} {instance} went from {counter} to {now:?}");
+        }
+    }
+    finish(server, client).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Signed requests (MORANGO_RS_SIGNED_REQUESTS)
+
+on_both_backends!(signed_sessions_refuse_unsigned_forged_and_replayed_requests);
+
+/// A request of a signed session, signed by `key` with `sequence` over `body`.
+fn signed(
+    api: &Api,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    session: &str,
+    sequence: i64,
+    key: &PrivateKey,
+) -> RequestBuilder {
+    let signature = signature(&method, path, body, session, sequence, key);
+    with_signature(api, method, path, body, session, &sequence.to_string(), &signature)
+}
+
+/// `key`'s signature of a request.
+fn signature(method: &Method, path: &str, body: &[u8], session: &str, sequence: i64, key: &PrivateKey) -> String {
+    key.sign(&canonical_request(method.as_str(), &format!("/api/morango/v1/{path}"), sequence, body, session)).unwrap()
+}
+
+/// A request carrying these signing headers, whatever they are.
+fn with_signature(
+    api: &Api,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    session: &str,
+    sequence: &str,
+    signature: &str,
+) -> RequestBuilder {
+    api.at(method, path)
+        .header(SESSION_HEADER, session)
+        .header(SEQUENCE_HEADER, sequence)
+        .header(SIGNATURE_HEADER, signature)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_vec())
+}
+
+async fn signed_sessions_refuse_unsigned_forged_and_replayed_requests(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    let root = server.root.id().to_owned();
+    let key = key_of(&client).clone();
+    let session = open(&api, &server, &client, SIGNING).await;
+    let detail = format!("syncsessions/{session}/");
+    let before = rows(server.db()).await;
+
+    api.get(&detail).await.refused_saying(403, "requires signed requests");
+    api.send("signed GET", signed(&api, Method::GET, &detail, b"", &session, 10, &key)).await.ok(200);
+    let replayed = signed(&api, Method::GET, &detail, b"", &session, 10, &key);
+    api.send("replayed GET", replayed).await.refused_saying(403, "replayed");
+    api.send("an older sequence", signed(&api, Method::GET, &detail, b"", &session, 9, &key)).await.refused(403);
+    let stranger = PrivateKey::generate().unwrap();
+    api.send("signed by another key", signed(&api, Method::GET, &detail, b"", &session, 11, &stranger))
+        .await
+        .refused_saying(403, "does not verify");
+    let twelve = signature(&Method::GET, &detail, b"", &session, 12, &key);
+    let changed = with_signature(&api, Method::GET, &detail, b"", &session, "13", &twelve);
+    api.send("the sequence changed after signing", changed).await.refused_saying(403, "does not verify");
+    let deleting = with_signature(&api, Method::DELETE, &detail, b"", &session, "12", &twelve);
+    api.send("the method changed after signing", deleting).await.refused_saying(403, "does not verify");
+    let other_session = signed(&api, Method::GET, &detail, b"", &random_id(), 14, &key);
+    api.send("signed for another session", other_session).await.refused(403);
+    let fifteen = signature(&Method::GET, &detail, b"", &session, 15, &key);
+    for sequence in ["fifteen", "", "-1", "99999999999999999999"] {
+        let bad = with_signature(&api, Method::GET, &detail, b"", &session, sequence, &fifteen);
+        api.send(format!("sequence {sequence:?}"), bad).await.refused(403);
+    }
+    let garbage = with_signature(&api, Method::GET, &detail, b"", &session, "16", "%%%");
+    api.send("a garbage signature", garbage).await.refused(403);
+
+    // Transfers of a signed session, created unsigned or with a body other than the one signed.
+    let body = serde_json::to_vec(&transfer_body(&session, &root, false)).unwrap();
+    api.raw(Method::POST, "transfersessions/", "application/json", body.clone()).await.refused(403);
+    let mut swapped = transfer_body(&session, &root, true);
+    swapped["id"] = serde_json::from_slice::<Value>(&body).unwrap()["id"].clone();
+    let text = canonical_request("POST", "/api/morango/v1/transfersessions/", 20, &body, &session);
+    let request = api
+        .at(Method::POST, "transfersessions/")
+        .header(SESSION_HEADER, &session)
+        .header(SEQUENCE_HEADER, "20")
+        .header(SIGNATURE_HEADER, key.sign(&text).unwrap())
+        .json(&swapped);
+    api.send("a body swapped after signing", request).await.refused_saying(403, "does not verify");
+    api.send("DELETE unsigned", api.at(Method::DELETE, &detail)).await.refused(403);
+    assert_eq!(rows(server.db()).await, before, "an unsigned request wrote something");
+
+    // Signed properly, it all works; the transfer's own endpoints still want signatures.
+    let created =
+        api.send("signed create", signed(&api, Method::POST, "transfersessions/", &body, &session, 30, &key)).await;
+    let pull = created.ok(201)["id"].as_str().unwrap().to_owned();
+    api.get(&format!("transfersessions/{pull}/")).await.refused(403);
+    api.get(&format!("buffers/?transfer_session_id={pull}&limit=5")).await.refused(403);
+    api.patch(&format!("transfersessions/{pull}/"), &json!({"transfer_stage": "queuing"})).await.refused(403);
+    api.delete(&format!("transfersessions/{pull}/")).await.refused(403);
+    let patch = serde_json::to_vec(&json!({"transfer_stage": "queuing", "client_fsic": EMPTY_FSIC})).unwrap();
+    let path = format!("transfersessions/{pull}/");
+    let queued = api.send("signed PATCH", signed(&api, Method::PATCH, &path, &patch, &session, 31, &key)).await;
+    assert_eq!(queued.ok(200)["transfer_stage"], "queuing");
+    let page = format!("buffers/?transfer_session_id={pull}&limit=5&offset=0");
+    let page = api.send("signed page", signed(&api, Method::GET, &page, b"", &session, 32, &key)).await;
+    assert_eq!(page.ok(200)["count"], 1);
+    api.send("signed close", signed(&api, Method::DELETE, &detail, b"", &session, 33, &key)).await.ok(204);
+
+    // A session opened without the capability, as a Python client opens it, works with bearer ids.
+    let bearer = open(&api, &server, &client, PYTHON).await;
+    api.get(&format!("syncsessions/{bearer}/")).await.ok(200);
+    let records = fine(pull_all(&api, &bearer, &root, EMPTY_FSIC).await);
+    assert_eq!(records.len(), 1, "the facility");
+    // So does the legacy flow, whose client sends the empty FSIC `{}` at creation and lets the server queue.
+    let legacy = api.at_with("FSIC_V2_FORMAT GZIP_BUFFER_POST", Method::POST, "transfersessions/");
+    let created = api.send("a legacy pull", legacy.json(&transfer_body(&bearer, &root, false))).await;
+    assert_eq!(created.ok(201)["records_total"], 1);
+    api.delete(&format!("syncsessions/{bearer}/")).await.ok(204);
+
+    // And morango-rs clients sign every request of a whole sync.
+    let report = client.sync(&server).await;
+    assert_eq!(report.pull.unwrap().records_total, 1);
+    let signed_sessions =
+        count(server.db(), "SELECT COUNT(*) AS n FROM morango_syncsession WHERE signed_requests = true").await;
+    assert_eq!(signed_sessions, 2, "the hand-made signed session and the client's");
     finish(server, client).await;
 }
