@@ -86,11 +86,11 @@ impl TestDb {
     /// Closes the connection and drops a PostgreSQL test database.
     pub async fn finish(self) {
         self.db.close().await.ok();
-        if self.backend == Backend::Postgres {
-            if let Ok(admin) = Database::connect(options(format!("{}/postgres", postgres_base()))).await {
-                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.ok();
-                admin.close().await.ok();
-            }
+        if self.backend == Backend::Postgres
+            && let Ok(admin) = Database::connect(options(format!("{}/postgres", postgres_base()))).await
+        {
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.ok();
+            admin.close().await.ok();
         }
     }
 }
