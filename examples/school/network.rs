@@ -113,9 +113,19 @@ impl CertificateAuthority for Accounts {
         Some(Account { id: learner.id })
     }
 
+    /// Every parameter is checked: one left unchecked could be set to anything by the requester (a `facility_id`
+    /// with extra segments would put the learner's write scope inside partitions everyone reads).
     async fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool {
-        account.id == ADMIN
-            || (scope_definition_id == "single-user"
-                && params.get("user_id").and_then(Value::as_str) == Some(account.id.as_str()))
+        if account.id == ADMIN {
+            return true;
+        }
+        let Ok(Some(learner)) = learner::Entity::find_by_id(account.id.clone()).one(&self.db).await else {
+            return false;
+        };
+        let param = |key: &str| params.get(key).and_then(Value::as_str);
+        scope_definition_id == "single-user"
+            && params.len() == 2
+            && param("user_id") == Some(learner.id.as_str())
+            && param("facility_id") == Some(learner.facility_id.as_str())
     }
 }

@@ -183,9 +183,13 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
             return fail("serialized data is not a JSON object".into());
         }
         let mut covers_version = false;
+        let mut instances = HashSet::with_capacity(record.rmcb_list.len());
         for rmcb in &record.rmcb_list {
             if rmcb.transfer_session != transfer || rmcb.model_uuid != record.model_uuid {
                 return fail("a record-max counter names another record or transfer".into());
+            }
+            if !instances.insert(rmcb.instance_id.as_str()) {
+                return fail("two record-max counters name the same instance".into());
             }
             if !is_valid_id(&rmcb.instance_id) || rmcb.counter < 0 {
                 return fail("invalid record-max counter".into());

@@ -101,6 +101,17 @@ pub async fn sync_local(client: &Engine, server: &Engine, options: &SyncOptions)
     Ok(report)
 }
 
+/// How long a client waits for a peer that reports a stage as pending.
+const STAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// How to ask a peer again about a stage it reported pending.
+enum Poll<'r> {
+    /// `GET` the transfer session.
+    Get,
+    /// Send this `PATCH` again.
+    Patch(&'r StageRequest),
+}
+
 /// An open sync session, seen from the client.
 pub struct SyncClient<'a> {
     engine: &'a Engine,
@@ -270,9 +281,10 @@ impl<'a> SyncClient<'a> {
             client_fsic: ts.client_fsic.clone(),
             fsic_v2: ts.fsic_v2,
         };
-        let remote = self.peer.create_transfer_session(&request).await?;
+        let mut remote = self.peer.create_transfer_session(&request).await?;
         if legacy {
-            // The legacy server ran its stages up to queuing already.
+            // The legacy server runs its stages up to queuing as it creates the transfer.
+            remote = self.settle(&ts.id, remote, TransferStage::Queuing, Poll::Get).await?;
             ts.server_fsic = remote.server_fsic.clone();
             if !ts.push {
                 ts.records_total = Some(remote.records_total.unwrap_or(0));
@@ -350,11 +362,25 @@ impl<'a> SyncClient<'a> {
                 session::save_transfer(self.engine.db(), ts).await?;
             }
             let done = ts.records_transferred;
-            self.patch(ts, TransferStage::Transferring, |r| r.records_transferred = Some(done)).await?;
-            self.progress(ts, total);
-            if ts.records_transferred >= total {
+            if done >= total {
+                self.patch(ts, TransferStage::Transferring, |r| r.records_transferred = Some(done)).await?;
+                self.progress(ts, total);
                 return Ok(());
             }
+            // Progress only: the peer's transferring stage stays pending until the last chunk.
+            let progress = StageRequest {
+                stage: Some(TransferStage::Transferring),
+                records_transferred: Some(done),
+                ..Default::default()
+            };
+            let remote = self.peer.update_transfer_session(&ts.id, &progress).await?;
+            if remote.status == TransferStatus::Errored {
+                return Err(Error::Peer {
+                    stage: "transferring",
+                    message: "the peer's transferring stage failed".into(),
+                });
+            }
+            self.progress(ts, total);
         }
     }
 
@@ -378,6 +404,7 @@ impl<'a> SyncClient<'a> {
         Ok(())
     }
 
+    /// Asks the peer to reach `stage` and waits until it has.
     async fn patch(
         &self,
         ts: &TransferSession,
@@ -386,7 +413,47 @@ impl<'a> SyncClient<'a> {
     ) -> Result<TransferSession> {
         let mut request = StageRequest { stage: Some(stage), ..Default::default() };
         fill(&mut request);
-        self.peer.update_transfer_session(&ts.id, &request).await
+        let remote = self.peer.update_transfer_session(&ts.id, &request).await?;
+        // Asking again for a stage already reached changes nothing, so waiting re-sends the bare request.
+        let again = StageRequest { stage: Some(stage), ..Default::default() };
+        self.settle(&ts.id, remote, stage, Poll::Patch(&again)).await
+    }
+
+    /// Waits while the peer reports `stage` pending or started (an application's operation may take its time;
+    /// Python Morango answers so), asking again as `poll` says; an errored stage, or one that never finishes,
+    /// fails the transfer.
+    async fn settle(
+        &self,
+        id: &str,
+        mut remote: TransferSession,
+        stage: TransferStage,
+        poll: Poll<'_>,
+    ) -> Result<TransferSession> {
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            if remote.status == TransferStatus::Errored {
+                return Err(Error::Peer {
+                    stage: remote.stage.as_str(),
+                    message: format!("the peer's {} stage failed", remote.stage),
+                });
+            }
+            if remote.stage > stage || (remote.stage == stage && remote.status == TransferStatus::Completed) {
+                return Ok(remote);
+            }
+            if started.elapsed() > STAGE_WAIT {
+                return Err(Error::Peer {
+                    stage: stage.as_str(),
+                    message: format!("the peer did not complete {stage} within {STAGE_WAIT:?}"),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            remote = match poll {
+                Poll::Get => self.peer.transfer_session(id).await?,
+                Poll::Patch(request) => self.peer.update_transfer_session(id, request).await?,
+            };
+        }
     }
 
     fn progress(&self, ts: &TransferSession, total: i64) {

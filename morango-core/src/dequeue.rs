@@ -143,7 +143,7 @@ pub(crate) async fn dequeue(
         // prefixes, so claiming it for every one (as Python does) can skip records later. Claim nothing.
         Vec::new()
     };
-    crate::dmc::raise_all(&txn, &updates).await?;
+    crate::dmc::raise_claimed(&txn, &updates).await?;
     txn.commit().await.context(|| "committing the dequeue".into())?;
     Ok(report)
 }

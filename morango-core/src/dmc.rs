@@ -27,10 +27,28 @@ pub(crate) async fn raise<C: ConnectionTrait>(db: &C, instance_id: &str, partiti
     Ok(())
 }
 
-/// Raises every row of `rows` (after a successful receive, from the sender's FSIC).
-pub(crate) async fn raise_all<C: ConnectionTrait>(db: &C, rows: &[DmcRow]) -> Result<()> {
-    for row in rows {
-        raise(db, &row.instance_id, &row.partition, row.counter).await?;
+/// Raises the counters a sender's FSIC claims (after a successful receive), each capped by evidence: no higher
+/// than the highest counter of that instance this database holds in a record history under that partition. A
+/// sender can therefore not make this database believe it has records it never received (which, since counters
+/// only rise, would keep them from ever being requested again); claims without evidence are dropped.
+pub(crate) async fn raise_claimed<C: ConnectionTrait>(db: &C, claims: &[DmcRow]) -> Result<()> {
+    for claim in claims {
+        let row = sql::query_one(
+            db,
+            "checking a claimed counter",
+            "SELECT MAX(r.counter) AS held FROM morango_recordmaxcounter r \
+             JOIN morango_store s ON s.id = r.store_model_id \
+             WHERE r.instance_id = $1 AND substr(s.partition, 1, length($2)) = $2",
+            vec![text(&claim.instance_id), text(&claim.partition)],
+        )
+        .await?;
+        let held: Option<i64> = match row {
+            Some(row) => get(&row, "held")?,
+            None => None,
+        };
+        if let Some(held) = held.filter(|held| *held > 0) {
+            raise(db, &claim.instance_id, &claim.partition, claim.counter.min(held)).await?;
+        }
     }
     Ok(())
 }

@@ -98,52 +98,45 @@ impl Engine {
     /// until the transaction ends): one writer at a time inside this process, so concurrent syncs queue here
     /// instead of failing with "database is locked".
     pub(crate) async fn begin_write(&self) -> Result<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)> {
-        let guard = match self.db.get_database_backend() {
-            DbBackend::Sqlite => Some(
-                tokio::time::timeout(LOCK_TIMEOUT, self.writer.clone().lock_owned())
-                    .await
-                    .map_err(|_| Error::Session(format!("the database stayed busy for {LOCK_TIMEOUT:?}")))?,
-            ),
-            _ => None,
-        };
-        let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
-        if guard.is_some() {
-            // Take SQLite's write lock now rather than at the first write (no deferred-upgrade deadlocks).
-            sql::exec(
-                &txn,
-                "taking the write lock",
-                "DELETE FROM morango_apply_guard WHERE kind = $1",
-                vec![text("lock")],
-            )
-            .await?;
+        if self.db.get_database_backend() != DbBackend::Sqlite {
+            return Ok((self.db.begin().await.context(|| "starting a transaction".into())?, None));
         }
-        Ok((txn, guard))
+        let guard = self.lock_writer().await?;
+        let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
+        // Take SQLite's write lock now rather than at the first write (no deferred-upgrade deadlocks).
+        sql::exec(&txn, "taking the write lock", "DELETE FROM morango_apply_guard WHERE kind = $1", vec![text("lock")])
+            .await?;
+        Ok((txn, Some(guard)))
     }
 
     /// Starts a write transaction that also holds this database's lock for the profile: serialization,
-    /// queuing, dequeuing and deserialization of one profile never interleave (an advisory lock on PostgreSQL,
-    /// the writer lock on SQLite).
+    /// queuing, dequeuing and deserialization of one profile never interleave. Inside this process the writer
+    /// lock is taken first, without a connection (waiting syncs must not hold the pool's connections, or
+    /// everyone else starves); on PostgreSQL a transaction-scoped advisory lock then excludes other processes.
     pub(crate) async fn begin_exclusive(&self) -> Result<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)> {
-        let (txn, guard) = self.begin_write().await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            // No wait without an end: the lock attempt fails after LOCK_TIMEOUT.
-            let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
-            sql::query_one(
-                &txn,
-                "bounding lock waits",
-                "SELECT set_config('lock_timeout', $1, true)",
-                vec![text(timeout)],
-            )
-            .await?;
-            sql::query_one(
-                &txn,
-                "taking the profile lock",
-                "SELECT pg_advisory_xact_lock($1)",
-                vec![self.lock_key().into()],
-            )
-            .await?;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return self.begin_write().await;
         }
-        Ok((txn, guard))
+        let guard = self.lock_writer().await?;
+        let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
+        // No wait without an end: the lock attempt fails after LOCK_TIMEOUT.
+        let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
+        sql::query_one(&txn, "bounding lock waits", "SELECT set_config('lock_timeout', $1, true)", vec![text(timeout)])
+            .await?;
+        sql::query_one(
+            &txn,
+            "taking the profile lock",
+            "SELECT pg_advisory_xact_lock($1)",
+            vec![self.lock_key().into()],
+        )
+        .await?;
+        Ok((txn, Some(guard)))
+    }
+
+    async fn lock_writer(&self) -> Result<OwnedMutexGuard<()>> {
+        tokio::time::timeout(LOCK_TIMEOUT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| Error::Session(format!("the database stayed busy for {LOCK_TIMEOUT:?}")))
     }
 
     fn lock_key(&self) -> i64 {

@@ -67,6 +67,8 @@ impl Nonce {
 
 /// Makes and stores a fresh nonce for a client at `ip`.
 pub async fn create<C: ConnectionTrait>(db: &C, ip: &str) -> Result<Nonce, crate::Error> {
+    // Anyone may ask for nonces: expired ones go as new ones come, so the table stays small.
+    purge_expired(db).await?;
     let nonce =
         Nonce { id: random_id(), timestamp: Utc::now().trunc_subsecs(6), ip: ip.chars().take(MAX_IP_CHARS).collect() };
     sql::exec(

@@ -18,6 +18,8 @@ pub trait Peer: Send + Sync {
     async fn close_sync_session(&self, id: &str) -> Result<()>;
     /// `POST transfersessions/`.
     async fn create_transfer_session(&self, request: &TransferRequest) -> Result<TransferSession>;
+    /// `GET transfersessions/<id>/`.
+    async fn transfer_session(&self, id: &str) -> Result<TransferSession>;
     /// `PATCH transfersessions/<id>/`.
     async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession>;
     /// `GET buffers/?transfer_session_id=<id>&offset=…&limit=…`.
@@ -64,6 +66,10 @@ impl Peer for LocalPeer<'_> {
         }
         let to_queuing = StageRequest { stage: Some(TransferStage::Queuing), ..Default::default() };
         server::proceed_to(self.engine, &created.id, &to_queuing).await
+    }
+
+    async fn transfer_session(&self, id: &str) -> Result<TransferSession> {
+        server::transfer_session(self.engine, id).await
     }
 
     async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession> {

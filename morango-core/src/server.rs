@@ -142,10 +142,11 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
     if let Some(client_fsic) = &request.client_fsic {
         check_fsic(client_fsic, ts.fsic_v2, &ts.filter, false)?;
     }
+    // A pushing client says how many records it queued (again, when it queued again after resuming).
+    if let Some(total) = request.records_total.filter(|_| ts.push && ts.stage <= TransferStage::Transferring) {
+        ts.records_total = Some(total.max(0));
+    }
     let Some(target) = request.stage else {
-        if let Some(total) = request.records_total.filter(|_| ts.push) {
-            ts.records_total = Some(total.max(0));
-        }
         session::save_transfer(engine.db(), &ts).await?;
         return Ok(ts);
     };
@@ -227,8 +228,21 @@ pub async fn buffers(engine: &Engine, id: &str, offset: i64, limit: i64) -> Resu
         return Err(Error::Session(format!("transfer session {id} has not queued its records yet")));
     }
     // Clamped so that `offset + limit` cannot overflow, whatever the client asked for.
-    buffer::read_page(engine.db(), id, offset.clamp(0, i64::MAX - MAX_PAGE), limit.clamp(1, MAX_PAGE)).await
+    let mut page =
+        buffer::read_page(engine.db(), id, offset.clamp(0, i64::MAX - MAX_PAGE), limit.clamp(1, MAX_PAGE)).await?;
+    // A page is also bounded in bytes; the client asks for the rest from where it stopped.
+    let mut bytes = 0;
+    if let Some(cut) = page.iter().position(|record| {
+        bytes += record.serialized.len() + record.conflicting_serialized_data.len();
+        bytes > MAX_PAGE_BYTES
+    }) {
+        page.truncate(cut.max(1));
+    }
+    Ok(page)
 }
+
+/// The most record data a page carries (at least one record is always sent).
+pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The largest page served.
 pub const MAX_PAGE: i64 = 5_000;

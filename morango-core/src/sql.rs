@@ -44,7 +44,7 @@ fn positional(sql: &str, values: &[Value]) -> (String, Vec<Value>) {
 /// Runs a statement, returning the number of rows it affected.
 pub(crate) async fn exec<C: ConnectionTrait>(conn: &C, what: &str, sql: &str, values: Vec<Value>) -> Result<u64> {
     let stmt = statement(conn.get_database_backend(), sql, values);
-    let result = conn.execute_raw(stmt).await.context(|| what.to_owned())?;
+    let result = patiently(|| conn.execute_raw(stmt.clone())).await.context(|| what.to_owned())?;
     Ok(result.rows_affected())
 }
 
@@ -56,7 +56,7 @@ pub(crate) async fn query<C: ConnectionTrait>(
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>> {
     let stmt = statement(conn.get_database_backend(), sql, values);
-    conn.query_all_raw(stmt).await.context(|| what.to_owned())
+    patiently(|| conn.query_all_raw(stmt.clone())).await.context(|| what.to_owned())
 }
 
 /// Runs a query expected to return at most one row.
@@ -67,7 +67,35 @@ pub(crate) async fn query_one<C: ConnectionTrait>(
     values: Vec<Value>,
 ) -> Result<Option<QueryResult>> {
     let stmt = statement(conn.get_database_backend(), sql, values);
-    conn.query_one_raw(stmt).await.context(|| what.to_owned())
+    patiently(|| conn.query_one_raw(stmt.clone())).await.context(|| what.to_owned())
+}
+
+/// How long a statement waits for SQLite's write lock, beyond sqlx's own 5 s busy timeout.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs a statement again while SQLite answers "database is locked" (another connection holds the write lock
+/// for a long transaction), with a growing pause, for up to [`BUSY_WAIT`]. Other errors return at once.
+async fn patiently<T, F, Fut>(run: F) -> std::result::Result<T, sea_orm::DbErr>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, sea_orm::DbErr>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        match run().await {
+            Err(error) if is_busy(&error) && started.elapsed() < BUSY_WAIT => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_busy(error: &sea_orm::DbErr) -> bool {
+    let text = error.to_string();
+    text.contains("database is locked") || text.contains("database table is locked")
 }
 
 /// Reads a column of a result row, with the column named in the error.

@@ -108,6 +108,15 @@ pub struct SyncSessionCreated {
     pub signature: String,
     /// The server's instance JSON (text).
     pub server_instance: String,
+    /// Present when the session requires signed requests: the server certificate's signature of
+    /// [`signed_requests_message`], so that the mode cannot be stripped on the way (Python clients ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_requests: Option<String>,
+}
+
+/// What the server signs to confirm that a session requires signed requests.
+pub fn signed_requests_message(nonce: &str, session_id: &str) -> String {
+    format!("{nonce}:{session_id}:{}", crate::capabilities::SIGNED_REQUESTS)
 }
 
 /// `GET syncsessions/<id>/`.

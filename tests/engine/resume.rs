@@ -53,6 +53,9 @@ impl SyncPeer for Flaky<'_> {
     async fn create_transfer_session(&self, request: &TransferRequest) -> morango::Result<TransferSession> {
         self.inner.create_transfer_session(request).await
     }
+    async fn transfer_session(&self, id: &str) -> morango::Result<TransferSession> {
+        self.inner.transfer_session(id).await
+    }
     async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> morango::Result<TransferSession> {
         if request.stage.is_some() && request.stage == self.fail_at && self.armed.swap(false, Ordering::SeqCst) {
             return Err(reset());

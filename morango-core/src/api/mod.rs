@@ -35,6 +35,8 @@ pub struct ServerSettings {
     pub capabilities: Capabilities,
     /// Accept certificates pushed by clients (`ALLOW_CERTIFICATE_PUSHING`); enforced on both endpoints.
     pub allow_certificate_pushing: bool,
+    /// Refuse sync sessions that do not use `MORANGO_RS_SIGNED_REQUESTS` (which Python clients cannot use).
+    pub require_signed_requests: bool,
     /// Accept certificate chains whose root this database does not know yet (Python Morango accepts any
     /// self-signed root; the default here trusts only roots already stored).
     pub trust_new_roots: bool,
@@ -53,6 +55,7 @@ impl Default for ServerSettings {
             capabilities: Capabilities::all(),
             allow_certificate_pushing: false,
             trust_new_roots: false,
+            require_signed_requests: false,
             instance_info: Map::new(),
             max_body_bytes: 32 * 1024 * 1024,
             body_timeout: Duration::from_secs(120),
@@ -91,7 +94,9 @@ pub trait CertificateAuthority: Send + Sync {
     /// The account these credentials belong to, or `None` when they are wrong.
     async fn authenticate(&self, credentials: &Credentials) -> Option<Account>;
     /// Whether `account` may hold a certificate of `scope_definition_id` with these parameters (Morango's
-    /// `has_morango_certificate_scope_permission`).
+    /// `has_morango_certificate_scope_permission`). Check every parameter: one left unchecked can be set to
+    /// anything by the requester, e.g. a facility id with extra partition segments that moves the write scope
+    /// inside partitions other users read.
     async fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool;
 }
 

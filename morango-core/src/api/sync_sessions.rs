@@ -45,9 +45,11 @@ pub(super) async fn create(
     let chain = certificate::parse_chain(&request.certificate_chain).map_err(refused)?;
     check_chain_text(&chain).map_err(refused)?;
     let roots = if api.settings().trust_new_roots { RootTrust::AcceptNewRoots } else { RootTrust::KnownRootsOnly };
-    let client = certificate::save_certificate_chain(db, &chain, Some(&request.client_certificate_id), roots)
+    // Verified in memory: nothing is stored unless the signature and the nonce check out too.
+    let verified = certificate::verify_certificate_chain(db, &chain, Some(&request.client_certificate_id), roots)
         .await
         .map_err(refused)?;
+    let client = verified.leaf().clone();
     let server = certificate::get(db, &request.server_certificate_id)
         .await?
         .filter(|cert| cert.has_private_key())
@@ -58,11 +60,19 @@ pub(super) async fn create(
     if server.profile() != api.engine().profile().name() {
         return Err(ApiError::bad_request("This server does not sync that profile"));
     }
+    let signed = api.effective(&peer).has(capabilities::SIGNED_REQUESTS);
+    if api.settings().require_signed_requests && !signed {
+        return Err(ApiError::forbidden(format!(
+            "this server requires the {} capability (a client that signs its requests)",
+            capabilities::SIGNED_REQUESTS
+        )));
+    }
     let message = format!("{}:{}", request.nonce, request.id);
     if !client.verify(&message, &request.signature) {
         return Err(ApiError::forbidden("Client certificate failed to verify signature"));
     }
     nonce::consume(db, &request.nonce).await.map_err(|_| ApiError::forbidden("Nonce is not valid"))?;
+    verified.save(db).await.map_err(refused)?;
     let server_instance = api.engine().instance().to_json(&api.settings().instance_info);
     session::create_sync_session(
         db,
@@ -73,7 +83,7 @@ pub(super) async fn create(
             connection_kind: "network".into(),
             client_certificate_id: Some(client.id().to_owned()),
             server_certificate_id: Some(server.id().to_owned()),
-            signed_requests: api.effective(&peer).has(capabilities::SIGNED_REQUESTS),
+            signed_requests: signed,
             client_instance_json: request.instance.chars().take(64 * 1024).collect(),
             server_instance_json: server_instance.clone(),
             active: true,
@@ -82,7 +92,12 @@ pub(super) async fn create(
     .await
     .map_err(|_| ApiError::bad_request("a sync session with this id exists already"))?;
     let signature = server.sign(&message)?;
-    Ok((StatusCode::CREATED, Json(SyncSessionCreated { signature, server_instance })))
+    let signed_requests = if signed {
+        Some(server.sign(&crate::wire::signed_requests_message(&request.nonce, &request.id))?)
+    } else {
+        None
+    };
+    Ok((StatusCode::CREATED, Json(SyncSessionCreated { signature, server_instance, signed_requests })))
 }
 
 /// `GET syncsessions/<id>/`: an open session (used to check that a session can be resumed).

@@ -57,19 +57,66 @@ pub fn chain_json(chain: &[Certificate]) -> String {
     json::dumps(&Value::Array(chain.iter().map(Certificate::to_wire).collect()))
 }
 
-/// Python's `Certificate.save_certificate_chain` (spec §3.6) for a chain ordered root first: walking back from the
-/// last certificate, which must have id `expected_last_id` when given, each certificate must be the parent of the
-/// one after it; the walk stops at the first certificate this database already holds (it was verified when it was
-/// stored). If none is held, the first certificate must be a root, accepted only under
-/// [`RootTrust::AcceptNewRoots`]. The certificates not yet held are then checked root-first (as by
-/// [`check_certificate`](super::check_certificate)) and stored without private keys in one transaction: either the
-/// whole chain is saved or nothing is. Returns the last certificate (the stored copy when it was already held).
+/// Python's `Certificate.save_certificate_chain` (spec §3.6): [`verify_certificate_chain`], then
+/// [`VerifiedChain::save`]. Returns the last certificate (the stored copy when it was already held).
 pub async fn save_certificate_chain<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     chain: &[Certificate],
     expected_last_id: Option<&str>,
     roots: RootTrust,
 ) -> Result<Certificate, CertificateError> {
+    verify_certificate_chain(db, chain, expected_last_id, roots).await?.save(db).await
+}
+
+/// A certificate chain that passed every check but is not stored yet: a caller that must also check a
+/// signature or a nonce does so before anything is written.
+#[derive(Debug)]
+pub struct VerifiedChain {
+    leaf: Certificate,
+    /// The certificates not held here yet, root first.
+    unknown: Vec<Certificate>,
+}
+
+impl VerifiedChain {
+    /// The last certificate of the chain.
+    pub fn leaf(&self) -> &Certificate {
+        &self.leaf
+    }
+
+    /// Stores the certificates not held yet (without private keys), all or none; returns the leaf.
+    pub async fn save<C: ConnectionTrait + TransactionTrait>(self, db: &C) -> Result<Certificate, CertificateError> {
+        self.save_with(db, None).await
+    }
+
+    /// Stores the chain and, in the same transaction, one more certificate (a pushed child of the leaf).
+    pub(crate) async fn save_with<C: ConnectionTrait + TransactionTrait>(
+        self,
+        db: &C,
+        child: Option<&Certificate>,
+    ) -> Result<Certificate, CertificateError> {
+        if self.unknown.is_empty() && child.is_none() {
+            return Ok(self.leaf);
+        }
+        let txn = db.begin().await.context(|| "starting to save a certificate chain".into())?;
+        for cert in self.unknown.iter().chain(child) {
+            insert(&txn, cert).await?;
+        }
+        txn.commit().await.context(|| "saving a certificate chain".into())?;
+        Ok(self.leaf)
+    }
+}
+
+/// Checks a chain ordered root first without writing anything: walking back from the last certificate, which must
+/// have id `expected_last_id` when given, each certificate must be the parent of the one after it; the walk stops
+/// at the first certificate this database already holds (it was verified when it was stored). If none is held, the
+/// first certificate must be a root, accepted only under [`RootTrust::AcceptNewRoots`]. The certificates not yet
+/// held are then checked root-first (as by [`check_certificate`](super::check_certificate)).
+pub async fn verify_certificate_chain<C: ConnectionTrait>(
+    db: &C,
+    chain: &[Certificate],
+    expected_last_id: Option<&str>,
+    roots: RootTrust,
+) -> Result<VerifiedChain, CertificateError> {
     if chain.is_empty() {
         return Err(CertificateError::ChainEmpty);
     }
@@ -88,7 +135,7 @@ pub async fn save_certificate_chain<C: ConnectionTrait + TransactionTrait>(
         }
         if let Some(stored) = get(db, cert.id()).await? {
             if unknown.is_empty() {
-                return Ok(stored);
+                return Ok(VerifiedChain { leaf: stored.without_private_key(), unknown: Vec::new() });
             }
             anchor = Some(stored);
             break;
@@ -106,8 +153,7 @@ pub async fn save_certificate_chain<C: ConnectionTrait + TransactionTrait>(
         }
     }
 
-    // Check root-first, each against the one before it (or the anchor), before writing anything: the transaction
-    // below only writes, so concurrent savers on SQLite never have to upgrade a read lock.
+    // Check root-first, each against the one before it (or the anchor).
     let mut parent = match anchor {
         Some(anchor) => {
             let definition = definition(db, anchor.scope_definition_id()).await?;
@@ -120,11 +166,7 @@ pub async fn save_certificate_chain<C: ConnectionTrait + TransactionTrait>(
         cert.check(&definition, parent.as_ref().map(|(p, d)| (p, d)))?;
         parent = Some((cert.without_private_key(), definition));
     }
-
-    let txn = db.begin().await.context(|| "starting to save a certificate chain".into())?;
-    for cert in unknown.iter().rev() {
-        insert(&txn, &cert.without_private_key()).await?;
-    }
-    txn.commit().await.context(|| "saving a certificate chain".into())?;
-    chain.last().map(Certificate::without_private_key).ok_or(CertificateError::ChainEmpty)
+    let unknown: Vec<Certificate> = unknown.iter().rev().map(|cert| cert.without_private_key()).collect();
+    let leaf = chain.last().map(Certificate::without_private_key).ok_or(CertificateError::ChainEmpty)?;
+    Ok(VerifiedChain { leaf, unknown })
 }

@@ -32,7 +32,10 @@ use crate::ids::{is_valid_id, sha2_uuid};
 use crate::json;
 use crate::scope::{MAX_ID_CHARS, MAX_PROFILE_CHARS, ScopeDefinition};
 
-pub use chain::{MAX_CHAIN_LENGTH, RootTrust, chain_json, parse_chain, parse_chain_value, save_certificate_chain};
+pub use chain::{
+    MAX_CHAIN_LENGTH, RootTrust, VerifiedChain, chain_json, parse_chain, parse_chain_value, save_certificate_chain,
+    verify_certificate_chain,
+};
 pub use key::{KEY_BITS, KeyError, PrivateKey, PublicKey, SPKI_HEADER};
 pub use shared_key::{
     PushError, SharedKey, accept_pushed_chain, current_shared_keys, get_or_create_shared_key, rotate_shared_key,

@@ -9,8 +9,8 @@
 use sea_orm::{ConnectionTrait, QueryResult, TransactionSession, TransactionTrait};
 use serde_json::Value;
 
-use super::chain::{RootTrust, parse_chain_value, save_certificate_chain};
-use super::store::{check_certificate, insert};
+use super::chain::{RootTrust, parse_chain_value, verify_certificate_chain};
+use super::store::definition;
 use super::{Certificate, CertificateError, PrivateKey, PublicKey};
 use crate::error::DbContext;
 use crate::nonce::{self, NonceError};
@@ -133,10 +133,10 @@ pub async fn rotate_shared_key<C: ConnectionTrait + TransactionTrait>(db: &C) ->
 
 /// The server side of `POST certificatechain/` (spec §2.11), in Python Morango's order: the body is a chain (a JSON
 /// list, or a JSON string holding one) whose last certificate is the pushed one. The certificates before it are
-/// verified and saved as by [`save_certificate_chain`](super::save_certificate_chain) and must end in the pushed
-/// certificate's parent; the pushed certificate must be for a current shared key; its salt must be a valid nonce,
-/// which is consumed; it must pass [`check_certificate`]. It is then stored with the shared private key and
-/// returned.
+/// verified as by [`save_certificate_chain`](super::save_certificate_chain) and must end in the pushed
+/// certificate's parent; the pushed certificate must be for a current shared key, pass the certificate checks
+/// against that parent, and its salt must be a valid nonce, which is consumed. Only then is anything stored: the
+/// chain, and the pushed certificate with the shared private key, which is returned.
 pub async fn accept_pushed_chain<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     body: &Value,
@@ -150,18 +150,21 @@ pub async fn accept_pushed_chain<C: ConnectionTrait + TransactionTrait>(
     if chain.is_empty() {
         return Err(PushError::Chain(CertificateError::ChainEmpty));
     }
-    save_certificate_chain(db, &chain, Some(parent_id), roots).await.map_err(chain_error)?;
-
+    // Nothing is written before every check passed (the nonce is consumed last but one).
+    let verified = verify_certificate_chain(db, &chain, Some(parent_id), roots).await.map_err(chain_error)?;
     let shared = current_shared_keys(db)
         .await
         .map_err(certificate_error)?
         .into_iter()
         .find(|key| key.public_key() == pushed.public_key())
         .ok_or(PushError::SharedKeyNotUsed)?;
-    nonce::consume(db, pushed.salt()).await?;
-    check_certificate(db, &pushed).await.map_err(certificate_error)?;
+    let parent = verified.leaf();
+    let parent_definition = definition(db, parent.scope_definition_id()).await.map_err(certificate_error)?;
+    let pushed_definition = definition(db, pushed.scope_definition_id()).await.map_err(certificate_error)?;
+    pushed.check(&pushed_definition, Some((parent, &parent_definition))).map_err(certificate_error)?;
     let pushed = pushed.with_private_key(shared.private_key).map_err(certificate_error)?;
-    insert(db, &pushed).await.map_err(certificate_error)?;
+    nonce::consume(db, pushed.salt()).await?;
+    verified.save_with(db, Some(&pushed)).await.map_err(certificate_error)?;
     Ok(pushed)
 }
 

@@ -25,6 +25,7 @@ pub struct NetworkSyncConnection<'a> {
     info: InstanceInfo,
     capabilities: Capabilities,
     instance_info: Map<String, Value>,
+    require_signed_requests: bool,
 }
 
 /// The user's name and password for a certificate signing request. A username of `k=v&k=v` is sent as is
@@ -58,12 +59,26 @@ impl<'a> NetworkSyncConnection<'a> {
         }
         let capabilities = ours.intersection(&Capabilities::from_names(info.capabilities.iter().cloned()));
         http.set_capabilities(capabilities.clone());
-        Ok(NetworkSyncConnection { engine, http, info, capabilities, instance_info: Map::new() })
+        Ok(NetworkSyncConnection {
+            engine,
+            http,
+            info,
+            capabilities,
+            instance_info: Map::new(),
+            require_signed_requests: false,
+        })
     }
 
     /// Adds application info (e.g. `"kolibri": "0.16.0"`) to the instance JSON this client sends.
     pub fn with_instance_info(mut self, info: Map<String, Value>) -> Self {
         self.instance_info = info;
+        self
+    }
+
+    /// Refuses to open sessions whose requests are not signed (a server without `MORANGO_RS_SIGNED_REQUESTS`,
+    /// such as Python Morango, or a capability stripped on the way).
+    pub fn require_signed_requests(mut self, required: bool) -> Self {
+        self.require_signed_requests = required;
         self
     }
 
@@ -185,6 +200,16 @@ impl<'a> NetworkSyncConnection<'a> {
             self.http.call(Method::POST, "syncsessions/", Body::Json(&request), |r| r).await?;
         if !server.verify(&message, &created.signature) {
             return Err(Error::Forbidden("the server's signature of the handshake does not verify".into()));
+        }
+        // Both sides said they sign requests: the server must confirm it with its key, or someone on the way
+        // stripped the capability to turn the session back into a bearer-id session.
+        if self.capabilities.has(capabilities::SIGNED_REQUESTS) {
+            let confirmation = crate::wire::signed_requests_message(&request.nonce, &id);
+            if !created.signed_requests.as_deref().is_some_and(|sig| server.verify(&confirmation, sig)) {
+                return Err(Error::Forbidden("the server did not confirm signed requests for this session".into()));
+            }
+        } else if self.require_signed_requests {
+            return Err(Error::Forbidden(format!("the server does not support {}", capabilities::SIGNED_REQUESTS)));
         }
         session::create_sync_session(
             db,

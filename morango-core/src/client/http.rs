@@ -23,6 +23,10 @@ use crate::wire::{
 pub struct HttpSettings {
     /// The longest a single request may take.
     pub timeout: Duration,
+    /// The longest a request that makes the server run a stage may take (creating a transfer in the legacy flow
+    /// serializes and queues; moving to dequeuing or deserializing merges and applies; closing a legacy push
+    /// does both).
+    pub stage_timeout: Duration,
     /// How often a request that could not reach the server is tried again.
     pub retries: u32,
     /// The first wait before a retry; it doubles each time.
@@ -31,7 +35,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { timeout: Duration::from_secs(120), retries: 7, backoff: Duration::from_millis(300) }
+        HttpSettings {
+            timeout: Duration::from_secs(120),
+            stage_timeout: Duration::from_secs(30 * 60),
+            retries: 7,
+            backoff: Duration::from_millis(300),
+        }
     }
 }
 
@@ -107,6 +116,11 @@ impl Http {
         Http { signer: Some(Arc::new(signer)), ..self.clone() }
     }
 
+    /// The time a stage request may take ([`HttpSettings::stage_timeout`]).
+    pub fn stage_timeout(&self) -> Duration {
+        self.settings.stage_timeout
+    }
+
     /// The base URL (ends with `/`).
     pub fn base(&self) -> &str {
         &self.base
@@ -171,7 +185,7 @@ impl Http {
             }
             match configure(request).send().await {
                 Ok(response) => return read(method, url, response).await,
-                Err(error) if attempt < self.settings.retries && retryable(&error) => {
+                Err(error) if attempt < self.settings.retries && retryable(&method, &error) => {
                     let wait = self.settings.backoff.saturating_mul(1 << attempt.min(16));
                     tracing::warn!(%url, %error, ?wait, "request failed, retrying");
                     tokio::time::sleep(wait).await;
@@ -198,9 +212,12 @@ fn path_and_query(url: &str) -> String {
     }
 }
 
-/// Connection failures and timeouts may succeed on a retry; an HTTP answer with an error status is final.
-fn retryable(error: &reqwest::Error) -> bool {
-    error.is_connect() || error.is_timeout() || error.is_request()
+/// A request that never reached the server may always be sent again; one that may have been processed (a
+/// timeout, a broken connection) only if sending it twice does no harm. `POST buffers/` is not idempotent on
+/// Python Morango 0.8.2 and `POST syncsessions/` spends its nonce: those fail, and the transfer resumes instead.
+/// An HTTP answer with an error status is final.
+fn retryable(method: &Method, error: &reqwest::Error) -> bool {
+    error.is_connect() || ((error.is_timeout() || error.is_request()) && *method != Method::POST)
 }
 
 fn describe(error: &reqwest::Error) -> String {

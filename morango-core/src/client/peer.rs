@@ -64,7 +64,13 @@ impl Peer for HttpPeer {
             client_fsic: request.client_fsic.clone(),
             records_total: None,
         };
-        let wire = self.http.call(Method::POST, "transfersessions/", Body::Json(&body), |r| r).await?;
+        let stage = self.http.stage_timeout();
+        let wire = self.http.call(Method::POST, "transfersessions/", Body::Json(&body), |r| r.timeout(stage)).await?;
+        self.session(wire)
+    }
+
+    async fn transfer_session(&self, id: &str) -> Result<TransferSession> {
+        let wire = self.http.call(Method::GET, &format!("transfersessions/{id}/"), NoBody::None, |r| r).await?;
         self.session(wire)
     }
 
@@ -77,7 +83,9 @@ impl Peer for HttpPeer {
             bytes_sent: None,
             bytes_received: None,
         };
-        let wire = self.http.call(Method::PATCH, &format!("transfersessions/{id}/"), Body::Json(&patch), |r| r).await?;
+        let stage = self.http.stage_timeout();
+        let path = format!("transfersessions/{id}/");
+        let wire = self.http.call(Method::PATCH, &path, Body::Json(&patch), |r| r.timeout(stage)).await?;
         self.session(wire)
     }
 
@@ -103,7 +111,12 @@ impl Peer for HttpPeer {
     }
 
     async fn close_transfer_session(&self, id: &str) -> Result<()> {
-        match self.http.send(Method::DELETE, &format!("transfersessions/{id}/"), NoBody::None, |r| r).await {
+        let stage = self.http.stage_timeout();
+        match self
+            .http
+            .send(Method::DELETE, &format!("transfersessions/{id}/"), NoBody::None, |r| r.timeout(stage))
+            .await
+        {
             Err(error) if !is_not_found(&error) => Err(error),
             _ => Ok(()),
         }

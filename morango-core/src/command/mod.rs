@@ -362,8 +362,19 @@ impl SyncCommand {
         let mut settings = self.server_settings.clone();
         settings.instance_info.extend(self.instance_info.clone());
         let mut events = engine.subscribe();
-        let router = api::router(MorangoApi::new(engine, settings, authority))
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+        let api = MorangoApi::new(engine, settings, authority);
+        let router = api::router(api.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+        // Abandoned sessions and their buffers are collected while serving, so nothing grows without bound.
+        let collector = tokio::spawn(async move {
+            let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every_hour.tick().await;
+                match crate::cleanup::cleanup_syncs(api.engine(), crate::cleanup::DEFAULT_EXPIRATION).await {
+                    Ok(report) => tracing::info!(?report, "collected abandoned syncs"),
+                    Err(error) => tracing::warn!(%error, "collecting abandoned syncs failed"),
+                }
+            }
+        });
         let listener = tokio::net::TcpListener::bind(&args.bind)
             .await
             .map_err(|source| CommandError::Bind { addr: args.bind.clone(), source })?;
@@ -393,7 +404,9 @@ impl SyncCommand {
                 }
             }
         };
-        axum::serve(listener, router).with_graceful_shutdown(signal).await.map_err(CommandError::Serve)?;
+        let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
+        collector.abort();
+        served.map_err(CommandError::Serve)?;
         writeln!(out, "Stopped.")?;
         Ok(())
     }

@@ -19,11 +19,16 @@ use crate::support::{Backend, Peer, TestDb};
 pub struct Users {
     passwords: HashMap<String, String>,
     learners: HashMap<String, String>,
+    facility: Option<String>,
 }
 
 impl Users {
     pub fn new() -> Self {
-        Users { passwords: HashMap::from([("admin".into(), "admin-password".into())]), learners: HashMap::new() }
+        Users {
+            passwords: HashMap::from([("admin".into(), "admin-password".into())]),
+            learners: HashMap::new(),
+            facility: None,
+        }
     }
 
     /// Adds a learner account `username` for the learner record `learner_id`.
@@ -38,8 +43,12 @@ impl Users {
     fn may_hold(&self, account: &Account, scope_definition_id: &str, params: &Map<String, Value>) -> bool {
         match (account.id.as_str(), scope_definition_id) {
             ("admin", _) => true,
+            // Every parameter is checked, the facility too: an unchecked one could be set to anything.
             (user, "single-user") => {
-                self.learners.get(user).is_some_and(|id| params.get("user_id").and_then(Value::as_str) == Some(id))
+                let param = |key: &str| params.get(key).and_then(Value::as_str);
+                params.len() == 2
+                    && self.learners.get(user).is_some_and(|id| param("user_id") == Some(id))
+                    && self.facility.as_deref().is_some_and(|facility| param("facility_id") == Some(facility))
             }
             _ => false,
         }
@@ -77,14 +86,26 @@ pub struct Server {
 impl Server {
     /// A server with a facility whose root certificate it owns.
     pub async fn start(backend: Backend, settings: ServerSettings, users: Users) -> Server {
+        Server::start_wrapped(backend, settings, users, |router| router).await
+    }
+
+    /// The same, with the router wrapped by `wrap` (to imitate another implementation's answers).
+    pub async fn start_wrapped(
+        backend: Backend,
+        settings: ServerSettings,
+        users: Users,
+        wrap: impl FnOnce(axum::Router) -> axum::Router,
+    ) -> Server {
         let (engine, test_db) = Peer::new(backend).await.split();
         let root = certificate::generate_root(engine.db(), "full-facility", &Map::new()).await.unwrap();
         let facility = fixtures::facility_of_dataset(engine.db(), "Riverside", root.id()).await;
+        let mut users = users;
+        users.facility = Some(root.id().to_owned());
         let users = Arc::new(std::sync::RwLock::new(users));
         let api = MorangoApi::new(engine, settings, Arc::new(SharedUsers(users.clone())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
-        let router = api::router(api.clone());
+        let router = wrap(api::router(api.clone()));
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.ok();
         });
@@ -92,7 +113,8 @@ impl Server {
     }
 
     /// Replaces the accounts the server knows.
-    pub fn with_users(self, users: Users) -> Self {
+    pub fn with_users(self, mut users: Users) -> Self {
+        users.facility = Some(self.root.id().to_owned());
         if let Ok(mut current) = self.users.write() {
             *current = users;
         }

@@ -1597,3 +1597,324 @@ async fn signed_sessions_refuse_unsigned_forged_and_replayed_requests(backend: B
     assert_eq!(signed_sessions, 2, "the hand-made signed session and the client's");
     finish(server, client).await;
 }
+
+// Regressions found in review: each failed before its fix.
+
+on_both_backends!(
+    claimed_counters_without_evidence_do_not_stop_later_edits,
+    a_record_naming_an_instance_twice_in_its_history_is_a_400
+);
+
+/// A client with write scope claims, in its push FSIC, an absurd counter for the *server's own* instance; later
+/// server edits never reach another client.
+async fn claimed_counters_without_evidence_do_not_stop_later_edits(backend: Backend) {
+    let (server, attacker, api) = facility_client(backend, ServerSettings::default()).await;
+    let ada = fixtures::learner(server.db(), &server.facility, "ada").await;
+    let root = server.root.id().to_owned();
+    let server_instance = server.api.engine().instance().id.clone();
+    let session = open(&api, &server, &attacker, PYTHON).await;
+    let created = api.post("transfersessions/", &transfer_body(&session, &root, true)).await;
+    let push = created.ok(201)["id"].as_str().unwrap().to_owned();
+    let path = format!("transfersessions/{push}/");
+    let fsic = json!({"super": {}, "sub": {root.clone(): {server_instance.clone(): 1_000_000_000_000i64}}}).to_string();
+    api.patch(&path, &json!({"transfer_stage": "serializing", "client_fsic": fsic})).await.ok(200);
+    api.patch(&path, &json!({"transfer_stage": "queuing", "records_total": 0})).await.ok(200);
+    api.patch(&path, &json!({"transfer_stage": "cleanup"})).await.ok(200);
+    eprintln!("server DMC after the hostile push: {:?}", dmc(server.db()).await);
+
+    let tablet = Client::enrol(backend, &server, Wants::Facility).await;
+    tablet.sync(&server).await;
+    assert!(fixtures::find_learner(tablet.peer.db(), &ada.id).await.is_some());
+    eprintln!("tablet DMC: {:?}", dmc(tablet.peer.db()).await);
+    fixtures::rename_learner(server.db(), &ada.id, "renamed on the server").await;
+    let report = tablet.sync(&server).await;
+    eprintln!("second pull: {:?}", report.pull);
+    let name = fixtures::find_learner(tablet.peer.db(), &ada.id).await.unwrap().full_name;
+    tablet.finish().await;
+    finish(server, attacker).await;
+    assert_eq!(name, "renamed on the server", "the server's edit never reached the tablet");
+}
+
+/// One record whose rmcb_list names the same instance twice.
+async fn a_record_naming_an_instance_twice_in_its_history_is_a_400(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    let root = server.root.id().to_owned();
+    let session = open(&api, &server, &client, PYTHON).await;
+    let push = push_transfer(&api, &session, &root, 1).await;
+    let mut rec = note(&push, &root);
+    let mut dup = rec["rmcb_list"][0].clone();
+    dup["counter"] = json!(2);
+    rec["rmcb_list"].as_array_mut().unwrap().push(dup);
+    let answer = api.post("buffers/", &json!([rec])).await;
+    eprintln!("duplicate rmcb: {} {}", answer.status, answer.body);
+    finish(server, client).await;
+    assert_eq!(answer.status.as_u16(), 400, "{}", answer.body);
+}
+
+on_both_backends!(a_learner_cannot_get_a_certificate_with_a_crafted_facility);
+
+/// The harness authority (like the school example's) checks only `user_id` for single-user: a learner asks for a
+/// facility_id that is a longer prefix, gets a certificate whose write scope lies inside `allusers-ro`, and her
+/// records reach every learner.
+async fn a_learner_cannot_get_a_certificate_with_a_crafted_facility(backend: Backend) {
+    let server = Server::start(backend, ServerSettings::default(), Users::new()).await;
+    let ada = fixtures::learner(server.db(), &server.facility, "ada").await;
+    let bob = fixtures::learner(server.db(), &server.facility, "bob").await;
+    let server = server.with_users(Users::new().learner("ada", &ada.id).learner("bob", &bob.id));
+    let root = server.root.id().to_owned();
+    let peer =
+        crate::support::Peer::with(backend, crate::schema::Tables::Current, &crate::schema::FACILITY_DATA, 500).await;
+    let crafted = format!("{root}:allusers-ro");
+    let cert = {
+        let connection = super::harness::connect(&peer, &server).await;
+        let Value::Object(params) = json!({"facility_id": crafted, "user_id": ada.id}) else { unreachable!() };
+        let creds = morango::client::Credentials { username: "ada".into(), password: "ada-password".into() };
+        connection.request_certificate(&server.root, "single-user", &params, &creds).await
+    };
+    let refused = cert.expect_err("the authority checks the facility parameter too");
+    assert!(refused.to_string().contains("403"), "{refused}");
+    peer.finish().await;
+    server.finish().await;
+}
+
+/// Imitates a Python 0.8 server whose dequeuing failed: with ASYNC_OPERATIONS its PATCH answers 200 with
+/// `transfer_stage_status: "errored"`, later PATCHes are no-ops that say so again, and DELETE answers 204.
+async fn python_like_failed_dequeue(
+    axum::extract::State(armed): axum::extract::State<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !armed.load(std::sync::atomic::Ordering::SeqCst) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts.uri.path().to_owned();
+    if path.contains("/transfersessions/") && path.len() > "/api/morango/v1/transfersessions/".len() {
+        let id = path.trim_end_matches('/').rsplit('/').next().unwrap().to_owned();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if parts.method == Method::PATCH && (text.contains("dequeuing") || text.contains("deserializing")) {
+            let stage = if text.contains("dequeuing") { "dequeuing" } else { "deserializing" };
+            eprintln!("python-like server: PATCH {stage} -> 200 errored");
+            let body = json!({"id": id, "active": true, "filter": "", "push": true, "records_transferred": 1,
+                "records_total": 1, "bytes_received": 0, "bytes_sent": 0, "sync_session": "", "server_fsic": "{}",
+                "client_fsic": "{}", "transfer_stage": "dequeuing", "transfer_stage_status": "errored"});
+            return axum::Json(body).into_response();
+        }
+        if parts.method == Method::DELETE {
+            eprintln!("python-like server: DELETE -> 204 (errored sessions are no-ops)");
+            return axum::http::StatusCode::NO_CONTENT.into_response();
+        }
+    }
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+on_both_backends!(a_client_fails_when_the_server_reports_an_errored_stage);
+
+async fn a_client_fails_when_the_server_reports_an_errored_stage(backend: Backend) {
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let layer = axum::middleware::from_fn_with_state(armed.clone(), python_like_failed_dequeue);
+    let server =
+        Server::start_wrapped(backend, ServerSettings::default(), Users::new(), |router| router.layer(layer)).await;
+    let ada = fixtures::learner(server.db(), &server.facility, "ada").await;
+    let tablet = Client::enrol(backend, &server, Wants::Facility).await;
+    tablet.sync(&server).await;
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    fixtures::rename_learner(tablet.peer.db(), &ada.id, "edited on the tablet").await;
+    let session = tablet.open(&server).await;
+    let client = session.client(&tablet.peer.engine);
+    let result = client.push(&server.facility_filter()).await;
+    eprintln!("push result: {result:?}");
+    let on_server = fixtures::find_learner(server.db(), &ada.id).await.unwrap().full_name;
+    tablet.finish().await;
+    server.finish().await;
+    assert!(result.is_err(), "the push reported success although the server never applied it ({on_server:?})");
+}
+
+/// SQLite: a write transaction of the engine that lasts longer than SQLite's busy timeout (sqlx: 5 s), as a big
+/// dequeue or deserialization does, makes every write that does not queue on the engine's writer lock fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_wait_behind_a_long_transaction() {
+    use sea_orm::TransactionTrait;
+    let (server, client, api) = facility_client(Backend::Sqlite, ServerSettings::default()).await;
+    let db = server.db().clone();
+    let holder = tokio::spawn(async move {
+        let txn = db.begin().await.unwrap();
+        txn.execute_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "DELETE FROM morango_apply_guard WHERE kind = 'lock'",
+        ))
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+        txn.commit().await.unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let start = std::time::Instant::now();
+    let answer = api.post("nonces/", &Value::Null).await;
+    eprintln!("POST nonces/ behind a 7 s writer: {} {} after {:?}", answer.status, answer.body, start.elapsed());
+    holder.await.unwrap();
+    finish(server, client).await;
+    assert_eq!(answer.status.as_u16(), 201);
+}
+
+on_both_backends!(a_refused_handshake_stores_nothing);
+
+/// POST syncsessions/ saves the client's chain before it checks the signature or the nonce: any enrolled user can
+/// make the server store 30 new certificates per request, with a garbage nonce and signature.
+async fn a_refused_handshake_stores_nothing(backend: Backend) {
+    let (server, client, api) = facility_client(backend, ServerSettings::default()).await;
+    let key = key_of(&client).clone();
+    let base: Vec<Value> = serde_json::from_str(&chain_of(&client).await).unwrap();
+    let params = json!({"facility_id": server.root.id()});
+    let before = count(server.db(), "SELECT COUNT(*) AS n FROM morango_certificate").await;
+    for round in 0..3 {
+        let mut chain = base.clone();
+        let mut parent = client.certificate.id().to_owned();
+        for i in 0..30 {
+            let cert =
+                forge(&parent, "full-facility", params.clone(), key.public_key(), &format!("r{round}c{i}"), &key);
+            parent = id_of(&cert).to_owned();
+            chain.push(cert);
+        }
+        let body = json!({
+            "id": random_id(), "server_certificate_id": server.root.id(), "client_certificate_id": parent,
+            "profile": "facilitydata", "certificate_chain": Value::Array(chain).to_string(), "connection_path": "",
+            "instance": "{}", "nonce": random_id(), "client_ip": "", "server_ip": "", "signature": "AAAA",
+        });
+        let answer = api.post("syncsessions/", &body).await;
+        eprintln!("round {round}: {} {}", answer.status, answer.body);
+    }
+    let after = count(server.db(), "SELECT COUNT(*) AS n FROM morango_certificate").await;
+    eprintln!("certificates before {before}, after three refused handshakes {after}");
+    finish(server, client).await;
+    assert_eq!(after, before, "refused handshakes stored certificates");
+}
+
+/// PostgreSQL: syncs waiting for the profile lock each hold a pooled connection for up to 120 s, so with as many
+/// waiting as the pool has connections, every other request (here a nonce) fails when its acquire times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_waiting_for_the_lock_do_not_starve_other_requests() {
+    use sea_orm::TransactionTrait;
+    if !Backend::Postgres.enabled() {
+        eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
+        return;
+    }
+    let (server, client, api) = facility_client(Backend::Postgres, ServerSettings::default()).await;
+    let root = server.root.id().to_owned();
+    // Another connection (as a long dequeue would) holds the profile lock.
+    let digest = blake3::hash(b"morango:facilitydata");
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_bytes()[..8]);
+    let key = i64::from_le_bytes(bytes);
+    let url = format!("postgres://postgres@127.0.0.1:5432/{}", {
+        let row = server
+            .db()
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT current_database() AS n"))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<String>("", "n").unwrap()
+    });
+    let other = sea_orm::Database::connect(url).await.unwrap();
+    let txn = other.begin().await.unwrap();
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        vec![key.into()],
+    ))
+    .await
+    .unwrap();
+    // Four syncs (the harness pool has 4 connections) reach a stage that takes the lock.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let session = open(&api, &server, &client, PYTHON).await;
+        let created = api.post("transfersessions/", &transfer_body(&session, &root, false)).await;
+        let pull = created.ok(201)["id"].as_str().unwrap().to_owned();
+        let http = reqwest::Client::new();
+        let url = format!("{}api/morango/v1/transfersessions/{pull}/", server.url);
+        waiting.push(tokio::spawn(async move {
+            http.patch(url)
+                .header("X-Morango-Capabilities", PYTHON)
+                .json(&json!({"transfer_stage": "serializing", "client_fsic": EMPTY_FSIC}))
+                .send()
+                .await
+                .map(|r| r.status())
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let start = std::time::Instant::now();
+    let answer = api.post("nonces/", &Value::Null).await;
+    eprintln!(
+        "POST nonces/ while four syncs wait for the lock: {} {} after {:?}",
+        answer.status,
+        answer.body,
+        start.elapsed()
+    );
+    txn.rollback().await.unwrap();
+    for w in waiting {
+        eprintln!("waiter: {:?}", w.await.unwrap());
+    }
+    other.close().await.ok();
+    finish(server, client).await;
+    assert_eq!(answer.status.as_u16(), 201);
+}
+
+/// Removes the server's confirmation of signed requests from handshake answers (someone on the way).
+async fn strip_signed_confirmation(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let handshake = request.method() == Method::POST && request.uri().path().ends_with("/syncsessions/");
+    let response = next.run(request).await;
+    if !handshake {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut value: Value = serde_json::from_slice(&bytes).unwrap();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("signed_requests");
+    }
+    (parts.status, axum::Json(value)).into_response()
+}
+
+on_both_backends!(signed_requests_cannot_be_stripped_and_can_be_required);
+
+async fn signed_requests_cannot_be_stripped_and_can_be_required(backend: Backend) {
+    // A client that signs refuses a session the server did not confirm as signed.
+    let layer = axum::middleware::from_fn(strip_signed_confirmation);
+    let server =
+        Server::start_wrapped(backend, ServerSettings::default(), Users::new(), |router| router.layer(layer)).await;
+    let tablet = Client::enrol(backend, &server, Wants::Facility).await;
+    let refused = super::harness::connect(&tablet.peer, &server)
+        .await
+        .open_session(&tablet.certificate, &server.root)
+        .await
+        .err()
+        .expect("the missing confirmation is noticed");
+    assert!(refused.to_string().contains("did not confirm signed requests"), "{refused}");
+    tablet.finish().await;
+    server.finish().await;
+
+    // A server that requires signing refuses a client that does not sign (as Python clients do not).
+    let settings = ServerSettings { require_signed_requests: true, ..ServerSettings::default() };
+    let server = Server::start(backend, settings, Users::new()).await;
+    let tablet = Client::enrol(backend, &server, Wants::Facility).await;
+    let unsigned = morango::capabilities::Capabilities::all().without(morango::capabilities::SIGNED_REQUESTS);
+    let connection = morango::client::NetworkSyncConnection::connect(
+        &tablet.peer.engine,
+        &server.url,
+        unsigned,
+        HttpSettings::default(),
+    )
+    .await
+    .unwrap();
+    let refused = connection.open_session(&tablet.certificate, &server.root).await.err().expect("refused");
+    assert!(refused.to_string().contains("403"), "{refused}");
+    assert!(tablet.open(&server).await.id().len() == 32, "a signing client is welcome");
+    tablet.finish().await;
+    server.finish().await;
+}

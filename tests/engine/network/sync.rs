@@ -231,6 +231,9 @@ impl morango::peer::Peer for CutAfter<'_> {
     ) -> morango::Result<morango::session::TransferSession> {
         self.inner.create_transfer_session(request).await
     }
+    async fn transfer_session(&self, id: &str) -> morango::Result<morango::session::TransferSession> {
+        self.inner.transfer_session(id).await
+    }
     async fn update_transfer_session(
         &self,
         id: &str,
