@@ -7,6 +7,7 @@ mod concurrency;
 mod convergence;
 mod dense;
 mod fixtures;
+mod interop;
 mod network;
 mod resume;
 mod runtime_checks;
