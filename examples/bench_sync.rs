@@ -160,8 +160,13 @@ async fn connect(path: &Path) -> Result<DatabaseConnection> {
 /// `morango::insert_many`, which computes the record ids), in batches; returns the number of records.
 async fn fill(db: &DatabaseConnection, learners: u64) -> Result<u64> {
     let txn = db.begin().await?;
-    let school =
-        facility::ActiveModel { name: Set("Riverside Primary".into()), ..Default::default() }.insert(&txn).await?;
+    let school = facility::ActiveModel {
+        name: Set("Riverside Primary".into()),
+        dataset_id: Set(morango::ids::random_id()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
     let mut learner_ids = Vec::with_capacity(BATCH as usize);
     let mut first = 0;
     while first < learners {

@@ -6,6 +6,7 @@ mod support;
 mod concurrency;
 mod convergence;
 mod dense;
+mod examples;
 mod fixtures;
 mod interop;
 mod network;
