@@ -4,9 +4,9 @@
 //! `cargo test --workspace` builds the examples before it runs any test; a run that did not build them (`cargo test
 //! --test engine`) skips these and says so.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 
 /// The example binary `name` of this build (`target/<profile>/examples/<name>`), if it was built.
@@ -24,17 +24,22 @@ fn example(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Runs an example in a temporary directory (its working directory and `TMPDIR`); returns its standard output.
+/// The example `name` as a command run in `dir` (its working directory and `TMPDIR`).
+fn command(name: &str, dir: &Path) -> Option<Command> {
+    let mut command = Command::new(example(name)?);
+    command.current_dir(dir).env("TMPDIR", dir).env_remove("SCHOOL_DB");
+    Some(command)
+}
+
+/// Runs an example in a new temporary directory; returns its standard output.
 fn run(name: &str, args: &[&str]) -> Option<String> {
-    let path = example(name)?;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let out = Command::new(&path)
-        .args(args)
-        .current_dir(dir.path())
-        .env("TMPDIR", dir.path())
-        .env_remove("SCHOOL_DB")
-        .output()
-        .expect("run the example");
+    run_in(dir.path(), name, args)
+}
+
+/// Runs an example in `dir`; returns its standard output, or fails with its output if it fails.
+fn run_in(dir: &Path, name: &str, args: &[&str]) -> Option<String> {
+    let out = command(name, dir)?.args(args).output().expect("run the example");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -56,4 +61,49 @@ fn the_school_example_syncs_both_ways_and_converges() {
 fn the_benchmark_program_syncs_every_record() {
     let Some(out) = run("bench_sync", &["1000"]) else { return };
     assert!(out.contains("first sync / floor"), "{out}");
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The README's two-process run: the office serves its database, the tablet syncs with it in another process.
+#[test]
+fn the_school_example_serves_and_syncs_as_two_processes() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let Some(mut serve) = command("school", dir.path()) else { return };
+    let child = serve
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the office");
+    let mut office = Running(child);
+    let mut printed = String::new();
+    let mut lines = BufReader::new(office.0.stdout.take().expect("the office's output")).lines();
+    let url = loop {
+        let line = lines.next().unwrap_or_else(|| panic!("the office stopped before listening:\n{printed}"));
+        let line = line.expect("the office's output");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(url) = line.strip_prefix("Listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    assert!(printed.contains("Created the school"), "the first start creates the school:\n{printed}");
+
+    let sync = ["sync", "--server", url.as_str(), "--username", "admin", "--password", "admin"];
+    let first = run_in(dir.path(), "school", &sync).expect("built");
+    assert!(first.contains("Pulled 6 records."), "the facility, 2 classrooms and 3 learners:\n{first}");
+    assert!(first.contains("issued by the server now"), "{first}");
+    let second = run_in(dir.path(), "school", &sync[..3]).expect("built");
+    assert!(second.contains("Pulled 0 records.") && second.contains("Pushed 0 records."), "{second}");
+    let certs = run_in(dir.path(), "school", &["certs", "list"]).expect("built");
+    assert!(certs.contains("full-facility"), "{certs}");
 }
