@@ -3,10 +3,12 @@
 //! ```text
 //! cargo run --release --example bench_sync              # 10 000 and 100 000 records, each in its own process
 //! cargo run --release --example bench_sync -- 50000     # one size
+//! BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432 cargo run --release --example bench_sync   # on PostgreSQL
 //! ```
 //!
 //! The source database holds the school of `examples/school`: one facility, N/10 learners and 9 lesson-progress
-//! rows per learner (N + 1 records). Timed, each on fresh databases in a temporary directory:
+//! rows per learner (N + 1 records). Timed, each on fresh databases (SQLite files in a temporary directory, or
+//! PostgreSQL databases created and dropped on the server `BENCH_POSTGRES_URL` names):
 //! - the first sync: an empty peer pulls (then pushes) everything: serialization on the source, queuing,
 //!   transfer in chunks of 500, dequeuing and deserialization on the peer;
 //! - a second sync with nothing changed;
@@ -21,7 +23,6 @@ mod entities;
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -84,18 +85,23 @@ fn run_size(n: u64) -> Result<()> {
 }
 
 async fn bench(n: u64) -> Result<()> {
-    let dir = tempfile::Builder::new().prefix("morango-bench-").tempdir()?;
+    let mut databases = Databases::from_env()?;
     let learners = n / (LESSONS_PER_LEARNER + 1);
     let progress_rows = learners * LESSONS_PER_LEARNER;
-    println!("== N = {n}: 1 facility, {learners} learners, {progress_rows} lesson progress rows ==");
+    println!("== N = {n}: 1 facility, {learners} learners, {progress_rows} lesson progress rows, on {databases} ==");
+    let result = bench_on(&mut databases, learners).await;
+    databases.drop_all().await?;
+    result
+}
 
-    let source = open_peer(&dir.path().join("source.sqlite3")).await?;
+async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
+    let source = open_peer(databases.connect("source").await?).await?;
     let started = Instant::now();
     let records = fill(source.db(), learners).await?;
     let fill_time = started.elapsed();
     println!("source filled in {:.2} s; VmHWM {:.1} MiB", fill_time.as_secs_f64(), peak_rss_mib());
 
-    let peer = open_peer(&dir.path().join("peer.sqlite3")).await?;
+    let peer = open_peer(databases.connect("peer").await?).await?;
     let options = SyncOptions::new(Filter::everything());
 
     let first = timed_sync(&peer, &source, &options).await?;
@@ -103,7 +109,7 @@ async fn bench(n: u64) -> Result<()> {
     let second = timed_sync(&peer, &source, &options).await?;
     let second_memory = peak_rss_mib();
 
-    let floor_db = connect(&dir.path().join("floor.sqlite3")).await?;
+    let floor_db = databases.connect("floor").await?;
     entities::create_tables(&floor_db).await?;
     let started = Instant::now();
     let copied = floor_copy(source.db(), &floor_db).await?;
@@ -143,15 +149,70 @@ async fn bench(n: u64) -> Result<()> {
 }
 
 /// A database with Morango's tables and the school's, and an engine with the default chunk size.
-async fn open_peer(path: &Path) -> Result<Engine> {
-    let db = connect(path).await?;
+async fn open_peer(db: DatabaseConnection) -> Result<Engine> {
     morango::migration::migrate(&db).await?;
     entities::create_tables(&db).await?;
     Ok(Engine::open(db, &FACILITY_DATA).await?)
 }
 
-async fn connect(path: &Path) -> Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+/// Where a run's databases live.
+enum Databases {
+    /// SQLite files in this temporary directory.
+    Sqlite(tempfile::TempDir),
+    /// Databases created on this PostgreSQL server (a URL without a database name), and their names.
+    Postgres { server: String, created: Vec<String> },
+}
+
+impl Databases {
+    /// PostgreSQL when `BENCH_POSTGRES_URL` is set, SQLite otherwise.
+    fn from_env() -> Result<Databases> {
+        Ok(match std::env::var("BENCH_POSTGRES_URL") {
+            Ok(server) => Databases::Postgres { server: server.trim_end_matches('/').to_owned(), created: vec![] },
+            Err(_) => Databases::Sqlite(tempfile::Builder::new().prefix("morango-bench-").tempdir()?),
+        })
+    }
+
+    /// A new, empty database called `name`.
+    async fn connect(&mut self, name: &str) -> Result<DatabaseConnection> {
+        let url = match self {
+            Databases::Sqlite(dir) => {
+                format!("sqlite://{}?mode=rwc", dir.path().join(format!("{name}.sqlite3")).display())
+            }
+            Databases::Postgres { server, created } => {
+                let database = format!("morango_bench_{}_{name}", std::process::id());
+                let admin = plain_connect(format!("{server}/postgres")).await?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).await?;
+                admin.execute_unprepared(&format!("CREATE DATABASE \"{database}\"")).await?;
+                created.push(database.clone());
+                format!("{server}/{database}")
+            }
+        };
+        plain_connect(url).await
+    }
+
+    /// Drops the PostgreSQL databases (the SQLite directory goes with `self`).
+    async fn drop_all(self) -> Result<()> {
+        if let Databases::Postgres { server, created } = self {
+            let admin = plain_connect(format!("{server}/postgres")).await?;
+            for database in created {
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Databases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Databases::Sqlite(_) => f.write_str("SQLite"),
+            Databases::Postgres { server, .. } => write!(f, "PostgreSQL at {server}"),
+        }
+    }
+}
+
+async fn plain_connect(url: String) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url);
     options.sqlx_logging(false);
     Ok(Database::connect(options).await?)
 }

@@ -204,8 +204,10 @@ pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter
     Ok(())
 }
 
-/// Stages validated records in the receiver's buffer. A record already staged for this transfer is replaced
-/// (retried chunks are idempotent, as in Morango 0.8.15).
+/// Stages validated records in the receiver's buffer. A record already staged for this transfer is replaced and
+/// its record-max counters merged, highest per instance (retried chunks are idempotent, as in Morango 0.8.15). Both
+/// are upserts on the buffers' keys, one index probe per record however large the transfer: a `DELETE … IN` of the
+/// chunk's ids, planned before the buffer's statistics caught up, scanned the whole transfer on PostgreSQL.
 pub(crate) async fn stage<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
@@ -220,6 +222,13 @@ pub(crate) async fn stage<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The upsert's assignments that replace a re-sent record: every column but the key.
+const REPLACE_BUFFERED: &str = "seq = excluded.seq, profile = excluded.profile, serialized = excluded.serialized, \
+    deleted = excluded.deleted, hard_deleted = excluded.hard_deleted, last_saved_instance = excluded.last_saved_instance, \
+    last_saved_counter = excluded.last_saved_counter, partition = excluded.partition, source_id = excluded.source_id, \
+    model_name = excluded.model_name, conflicting_serialized_data = excluded.conflicting_serialized_data, \
+    _self_ref_fk = excluded._self_ref_fk";
+
 /// Records per statement when staging (14 bound values each).
 const RECORDS_PER_STATEMENT: usize = 1_000;
 
@@ -230,25 +239,6 @@ async fn stage_chunk<C: ConnectionTrait>(
     records: &[BufferRecord],
     first: usize,
 ) -> Result<()> {
-    let mut ids = vec![text(transfer)];
-    ids.extend(records.iter().map(|r| text(&r.model_uuid)));
-    let id_list = placeholders(2, records.len());
-    sql::exec(
-        db,
-        "replacing re-sent buffer records",
-        &format!("DELETE FROM morango_buffer WHERE transfer_session_id = $1 AND model_uuid IN ({id_list})"),
-        ids.clone(),
-    )
-    .await?;
-    sql::exec(
-        db,
-        "replacing re-sent buffer counters",
-        &format!(
-            "DELETE FROM morango_recordmaxcounterbuffer WHERE transfer_session_id = $1 AND model_uuid IN ({id_list})"
-        ),
-        ids,
-    )
-    .await?;
     const COLUMNS: usize = 14;
     let mut values = Vec::with_capacity(records.len() * COLUMNS);
     let mut tuples = Vec::with_capacity(records.len());
@@ -274,7 +264,11 @@ async fn stage_chunk<C: ConnectionTrait>(
     sql::exec(
         db,
         "staging received records",
-        &format!("INSERT INTO morango_buffer ({BUFFER_COLUMNS}) VALUES {}", tuples.join(", ")),
+        &format!(
+            "INSERT INTO morango_buffer ({BUFFER_COLUMNS}) VALUES {} \
+             ON CONFLICT (transfer_session_id, model_uuid) DO UPDATE SET {REPLACE_BUFFERED}",
+            tuples.join(", ")
+        ),
         values,
     )
     .await?;

@@ -811,6 +811,13 @@ async fn pushed_records_are_checked_and_a_bad_chunk_writes_nothing(backend: Back
     api.post("buffers/", &good).await.ok(201);
     assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_buffer").await, 1);
     assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_recordmaxcounterbuffer").await, 1);
+    // Sent again as a newer version (a retried chunk after the sender saved again), it replaces the staged one.
+    let mut newer = good.clone();
+    newer["last_saved_counter"] = json!(8);
+    newer["rmcb_list"][0]["counter"] = json!(8);
+    api.post("buffers/", &json!([newer])).await.ok(201);
+    assert_eq!(count(server.db(), "SELECT last_saved_counter AS n FROM morango_buffer").await, 8);
+    assert_eq!(count(server.db(), "SELECT counter AS n FROM morango_recordmaxcounterbuffer").await, 8);
 
     // A chunk of more records than a database binds in one statement is staged whole.
     let big = push_transfer(&api, &open(&api, &server, &client, PYTHON).await, &root, 5000).await;
