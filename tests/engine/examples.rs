@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 
+use crate::support::{Backend, postgres_base};
+
 /// The example binary `name` of this build (`target/<profile>/examples/<name>`), if it was built.
 fn example(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -60,7 +62,20 @@ fn the_school_example_syncs_both_ways_and_converges() {
 #[test]
 fn the_benchmark_program_syncs_every_record() {
     let Some(out) = run("bench_sync", &["1000"]) else { return };
-    assert!(out.contains("first sync / floor"), "{out}");
+    assert!(out.contains("on SQLite") && out.contains("first sync / floor"), "{out}");
+}
+
+#[test]
+fn the_benchmark_program_syncs_every_record_on_postgres() {
+    if !Backend::Postgres.enabled() {
+        return eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let Some(mut bench) = command("bench_sync", dir.path()) else { return };
+    let out = bench.arg("1000").env("BENCH_POSTGRES_URL", postgres_base()).output().expect("run the benchmark");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("on PostgreSQL") && stdout.contains("first sync / floor"), "{stdout}");
 }
 
 /// A child process killed when dropped.

@@ -48,7 +48,8 @@ macro_rules! on_both_backends {
     )+};
 }
 
-fn postgres_base() -> String {
+/// The PostgreSQL server the tests use: a URL without a database name.
+pub fn postgres_base() -> String {
     std::env::var("MORANGO_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
