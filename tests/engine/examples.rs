@@ -33,15 +33,23 @@ fn command(name: &str, dir: &Path) -> Option<Command> {
     Some(command)
 }
 
-/// Runs an example in a new temporary directory; returns its standard output.
-fn run(name: &str, args: &[&str]) -> Option<String> {
+/// Runs an example in a new temporary directory, with these extra environment variables; returns its standard
+/// output.
+fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Option<String> {
     let dir = tempfile::tempdir().expect("temporary directory");
-    run_in(dir.path(), name, args)
+    let mut command = command(name, dir.path())?;
+    command.envs(env.iter().copied());
+    output(command, name, args)
 }
 
-/// Runs an example in `dir`; returns its standard output, or fails with its output if it fails.
+/// Runs an example in `dir`; returns its standard output.
 fn run_in(dir: &Path, name: &str, args: &[&str]) -> Option<String> {
-    let out = command(name, dir)?.args(args).output().expect("run the example");
+    output(command(name, dir)?, name, args)
+}
+
+/// The standard output of `command` with `args`, or a failure showing all its output if it fails.
+fn output(mut command: Command, name: &str, args: &[&str]) -> Option<String> {
+    let out = command.args(args).output().expect("run the example");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -54,14 +62,14 @@ fn run_in(dir: &Path, name: &str, args: &[&str]) -> Option<String> {
 
 #[test]
 fn the_school_example_syncs_both_ways_and_converges() {
-    let Some(out) = run("school", &[]) else { return };
+    let Some(out) = run("school", &[], &[]) else { return };
     assert!(out.contains("the devices converged"), "{out}");
     assert!(out.contains("conflicting_serialized_data"), "the example shows a conflict:\n{out}");
 }
 
 #[test]
 fn the_benchmark_program_syncs_every_record() {
-    let Some(out) = run("bench_sync", &["1000"]) else { return };
+    let Some(out) = run("bench_sync", &["1000"], &[]) else { return };
     assert!(out.contains("on SQLite") && out.contains("first sync / floor"), "{out}");
 }
 
@@ -70,12 +78,9 @@ fn the_benchmark_program_syncs_every_record_on_postgres() {
     if !Backend::Postgres.enabled() {
         return eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
     }
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let Some(mut bench) = command("bench_sync", dir.path()) else { return };
-    let out = bench.arg("1000").env("BENCH_POSTGRES_URL", postgres_base()).output().expect("run the benchmark");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("on PostgreSQL") && stdout.contains("first sync / floor"), "{stdout}");
+    let server = postgres_base();
+    let Some(out) = run("bench_sync", &["1000"], &[("BENCH_POSTGRES_URL", &server)]) else { return };
+    assert!(out.contains("on PostgreSQL") && out.contains("first sync / floor"), "{out}");
 }
 
 /// A child process killed when dropped.
