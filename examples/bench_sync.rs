@@ -206,7 +206,8 @@ impl std::fmt::Display for Databases {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Databases::Sqlite(_) => f.write_str("SQLite"),
-            Databases::Postgres { server, .. } => write!(f, "PostgreSQL at {server}"),
+            // Not the URL: it may hold a password.
+            Databases::Postgres { .. } => f.write_str("PostgreSQL"),
         }
     }
 }
