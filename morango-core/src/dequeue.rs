@@ -12,8 +12,6 @@
 //! deletion on either side keeps the other side's payload out of `conflicting_serialized_data`; database-max
 //! counters only rise, only for partitions inside the filter, and a multi-prefix v1 FSIC raises none.
 
-use std::collections::HashMap;
-
 use sea_orm::DatabaseTransaction;
 use serde_json::Value as Json;
 
@@ -88,15 +86,7 @@ pub(crate) async fn dequeue(
         .await?;
         if report.conflicts > 0 {
             merge_conflict_histories(&txn, transfer, &engine.instance().id, n).await?;
-            for (id, serialized) in hooked {
-                sql::exec(
-                    &txn,
-                    "storing a resolved conflict",
-                    "UPDATE morango_store SET serialized = $1 WHERE id = $2",
-                    vec![text(serialized), text(id)],
-                )
-                .await?;
-            }
+            sql::set_by_id(&txn, "storing resolved conflicts", "morango_store", "serialized", &hooked).await?;
         }
         report.fast_forwards = sql::exec(
             &txn,
@@ -202,13 +192,9 @@ async fn merge_conflict_histories(txn: &DatabaseTransaction, transfer: &str, loc
 }
 
 /// Runs the conflict hooks of models that have one, before the merge; returns the data to store per record.
-async fn hook_resolutions(
-    txn: &DatabaseTransaction,
-    engine: &Engine,
-    transfer: &str,
-) -> Result<HashMap<String, String>> {
+async fn hook_resolutions(txn: &DatabaseTransaction, engine: &Engine, transfer: &str) -> Result<Vec<(String, String)>> {
     let hooked: Vec<_> = engine.profile().models().filter(|m| m.has_conflict_hook()).collect();
-    let mut resolved = HashMap::new();
+    let mut resolved = Vec::new();
     if hooked.is_empty() {
         return Ok(resolved);
     }
@@ -237,7 +223,7 @@ async fn hook_resolutions(
         let Some(model) = hooked.iter().find(|m| m.model_name() == model_name) else { continue };
         let resolution = model.resolve_conflict(&Conflict { id: &id, local: &local, incoming: &incoming });
         if let Some(serialized) = resolution.replacement(&incoming) {
-            resolved.insert(id, serialized);
+            resolved.push((id, serialized));
         }
     }
     Ok(resolved)

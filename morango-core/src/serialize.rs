@@ -303,6 +303,10 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
     for model in engine.profile().models() {
         let still_there =
             format!("id NOT IN (SELECT {} FROM {})", ident(crate::model::columns::ID), ident(model.table()));
+        let values = || {
+            let instance = text(&engine.instance().id);
+            vec![true.into(), false.into(), instance, n.into(), text(profile), text(model.model_name())]
+        };
         // Hard deletions first: they also erase the payload; a later soft pass then finds nothing left to do.
         deletions += sql::exec(
             txn,
@@ -314,14 +318,7 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
                  WHERE profile = $5 AND model_name = $6 AND NOT hard_deleted AND {still_there} \
                  AND id IN (SELECT id FROM morango_harddeletedmodels WHERE profile = $5)"
             ),
-            vec![
-                true.into(),
-                false.into(),
-                text(&engine.instance().id),
-                n.into(),
-                text(profile),
-                text(model.model_name()),
-            ],
+            values(),
         )
         .await?;
         deletions += sql::exec(
@@ -333,14 +330,7 @@ async fn serialize_deletions(txn: &DatabaseTransaction, engine: &Engine, counter
                  WHERE profile = $5 AND model_name = $6 AND NOT deleted AND {still_there} \
                  AND id IN (SELECT id FROM morango_deletedmodels WHERE profile = $5)"
             ),
-            vec![
-                true.into(),
-                false.into(),
-                text(&engine.instance().id),
-                n.into(),
-                text(profile),
-                text(model.model_name()),
-            ],
+            values(),
         )
         .await?;
     }

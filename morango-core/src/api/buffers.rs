@@ -1,12 +1,11 @@
 //! `buffers/` (spec §2.9): pages of queued records for a pull, chunks of records for a push.
 
 use axum::Json;
-use axum::extract::OriginalUri;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::auth::{Request, authorize};
+use super::auth::{RequestHead, authorize};
 use super::extract::{Body, QueryMap, json_value};
 use super::{ApiError, ApiResult, State, check_id};
 use crate::buffer::BufferRecord;
@@ -15,13 +14,7 @@ use crate::wire::BufferPage;
 
 /// `GET buffers/?transfer_session_id=…&limit=…&offset=…`: a page with `limit` (DRF's limit/offset shape),
 /// the whole queue as a bare list without it — if it is small enough.
-pub(super) async fn pull(
-    state: State,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    QueryMap(query): QueryMap,
-) -> ApiResult<Response> {
+pub(super) async fn pull(state: State, head: RequestHead, QueryMap(query): QueryMap) -> ApiResult<Response> {
     let id =
         query.get("transfer_session_id").ok_or_else(|| ApiError::bad_request("transfer_session_id is required"))?;
     check_id(id, "transfer_session_id")?;
@@ -37,8 +30,7 @@ pub(super) async fn pull(
     let offset = number("offset")?.unwrap_or(0);
     let engine = state.0.engine();
     let ts = server::transfer_session(engine, id).await?;
-    authorize(&state.0, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &[] })
-        .await?;
+    authorize(&state.0, &ts.sync_session_id, &head, &[]).await?;
     let count = ts.records_total.unwrap_or(0);
     let Some(limit) = number("limit")? else {
         if count > MAX_PAGE {
@@ -48,7 +40,7 @@ pub(super) async fn pull(
     };
     let limit = limit.clamp(1, MAX_PAGE);
     let results = server::buffers(engine, id, offset, limit).await?;
-    let link = |offset: i64| page_url(&uri, &headers, id, limit, offset);
+    let link = |offset: i64| page_url(&head.uri, &head.headers, id, limit, offset);
     let next = (offset.saturating_add(limit) < count).then(|| link(offset.saturating_add(limit)));
     let previous = (offset > 0).then(|| link(offset.saturating_sub(limit).max(0)));
     Ok(Json(BufferPage { count, next, previous, results }).into_response())
@@ -60,15 +52,9 @@ fn page_url(uri: &Uri, headers: &HeaderMap, id: &str, limit: i64, offset: i64) -
 }
 
 /// `POST buffers/`: a JSON list of records (or one record), gzipped when the sender says so.
-pub(super) async fn push(
-    state: State,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> ApiResult<StatusCode> {
+pub(super) async fn push(state: State, head: RequestHead, Body(body): Body) -> ApiResult<StatusCode> {
     let api = &state.0;
-    let value = json_value(&headers, &body, api.settings().max_body_bytes)?;
+    let value = json_value(&head.headers, &body, api.settings().max_body_bytes)?;
     let records: Vec<BufferRecord> = match value {
         Value::Array(items) => items
             .into_iter()
@@ -87,7 +73,7 @@ pub(super) async fn push(
         return Err(ApiError::forbidden("All pushed records must be associated with the same TransferSession."));
     }
     let ts = server::transfer_session(api.engine(), &id).await?;
-    authorize(api, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &body }).await?;
+    authorize(api, &ts.sync_session_id, &head, &body).await?;
     server::receive(api.engine(), &id, &records).await?;
     Ok(StatusCode::CREATED)
 }

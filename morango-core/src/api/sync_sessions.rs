@@ -2,10 +2,9 @@
 //! certificate's key, and the server proves it holds its own.
 
 use axum::Json;
-use axum::extract::OriginalUri;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 
-use super::auth::{Request, authorize};
+use super::auth::{RequestHead, authorize};
 use super::extract::{Body, PathId, PeerCapabilities, json_body};
 use super::{ApiError, ApiResult, State, check_chain_text, check_id};
 use crate::capabilities;
@@ -101,15 +100,9 @@ pub(super) async fn create(
 }
 
 /// `GET syncsessions/<id>/`: an open session (used to check that a session can be resumed).
-pub(super) async fn detail(
-    state: State,
-    PathId(id): PathId,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> ApiResult<Json<SyncSessionWire>> {
+pub(super) async fn detail(state: State, PathId(id): PathId, head: RequestHead) -> ApiResult<Json<SyncSessionWire>> {
     check_id(&id, "the sync session id")?;
-    authorize(&state.0, &id, Request { method: &method, uri: &uri, headers: &headers, body: &[] }).await?;
+    authorize(&state.0, &id, &head, &[]).await?;
     let session = session::active_sync_session(state.0.engine().db(), &id).await?;
     Ok(Json(SyncSessionWire {
         id: session.id,
@@ -124,15 +117,9 @@ pub(super) async fn detail(
 }
 
 /// `DELETE syncsessions/<id>/`: closes the session and abandons its unfinished transfers.
-pub(super) async fn close(
-    state: State,
-    PathId(id): PathId,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
+pub(super) async fn close(state: State, PathId(id): PathId, head: RequestHead) -> ApiResult<StatusCode> {
     check_id(&id, "the sync session id")?;
-    authorize(&state.0, &id, Request { method: &method, uri: &uri, headers: &headers, body: &[] }).await?;
+    authorize(&state.0, &id, &head, &[]).await?;
     crate::server::close_sync_session(state.0.engine(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

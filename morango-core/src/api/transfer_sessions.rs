@@ -1,10 +1,9 @@
 //! `transfersessions/` (spec §2.8): create, read, move through stages, close.
 
 use axum::Json;
-use axum::extract::OriginalUri;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::StatusCode;
 
-use super::auth::{Request, authorize};
+use super::auth::{RequestHead, authorize};
 use super::extract::{Body, PathId, PeerCapabilities, json_body};
 use super::{ApiError, ApiResult, State, check_id};
 use crate::capabilities;
@@ -18,17 +17,14 @@ use crate::wire::{TransferSessionPatch, TransferSessionRequest, TransferSessionW
 pub(super) async fn create(
     state: State,
     PeerCapabilities(peer): PeerCapabilities,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    head: RequestHead,
     Body(raw): Body,
 ) -> ApiResult<(StatusCode, Json<TransferSessionWire>)> {
     let api = &state.0;
-    let body: TransferSessionRequest = json_body(&headers, &raw, api.settings().max_body_bytes)?;
+    let body: TransferSessionRequest = json_body(&head.headers, &raw, api.settings().max_body_bytes)?;
     check_id(&body.id, "id")?;
     check_id(&body.sync_session_id, "sync_session_id")?;
-    let request = Request { method: &method, uri: &uri, headers: &headers, body: &raw };
-    authorize(api, &body.sync_session_id, request).await?;
+    authorize(api, &body.sync_session_id, &head, &raw).await?;
     let caps = api.effective(&peer);
     let request = TransferRequest {
         id: body.id,
@@ -55,14 +51,11 @@ pub(super) async fn create(
 pub(super) async fn detail(
     state: State,
     PathId(id): PathId,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    head: RequestHead,
 ) -> ApiResult<Json<TransferSessionWire>> {
     check_id(&id, "the transfer session id")?;
     let ts = server::transfer_session(state.0.engine(), &id).await?;
-    authorize(&state.0, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &[] })
-        .await?;
+    authorize(&state.0, &ts.sync_session_id, &head, &[]).await?;
     Ok(Json((&ts).into()))
 }
 
@@ -70,16 +63,14 @@ pub(super) async fn detail(
 pub(super) async fn update(
     state: State,
     PathId(id): PathId,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    head: RequestHead,
     Body(body): Body,
 ) -> ApiResult<Json<TransferSessionWire>> {
     check_id(&id, "the transfer session id")?;
     let api = &state.0;
     let ts = server::transfer_session(api.engine(), &id).await?;
-    authorize(api, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &body }).await?;
-    let patch: TransferSessionPatch = json_body(&headers, &body, api.settings().max_body_bytes)?;
+    authorize(api, &ts.sync_session_id, &head, &body).await?;
+    let patch: TransferSessionPatch = json_body(&head.headers, &body, api.settings().max_body_bytes)?;
     let stage = match patch.transfer_stage.as_deref() {
         None => None,
         Some(name) => Some(name.parse::<TransferStage>().map_err(ApiError::bad_request)?),
@@ -95,17 +86,10 @@ pub(super) async fn update(
 }
 
 /// `DELETE transfersessions/<id>/`: finishes (legacy flow) or abandons the transfer and removes its buffers.
-pub(super) async fn close(
-    state: State,
-    PathId(id): PathId,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
+pub(super) async fn close(state: State, PathId(id): PathId, head: RequestHead) -> ApiResult<StatusCode> {
     check_id(&id, "the transfer session id")?;
     let ts = server::transfer_session(state.0.engine(), &id).await?;
-    authorize(&state.0, &ts.sync_session_id, Request { method: &method, uri: &uri, headers: &headers, body: &[] })
-        .await?;
+    authorize(&state.0, &ts.sync_session_id, &head, &[]).await?;
     server::close_transfer(state.0.engine(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
