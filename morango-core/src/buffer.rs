@@ -1,15 +1,12 @@
-//! Buffers: the records of one transfer, as the producer queued them and as the receiver stages them before
-//! merging (spec §5.4, §2.9, §5.6).
+//! Buffers: the records of one transfer, as the producer pages them out of its queue and as the receiver stages
+//! them before merging (spec §5.4, §2.9).
 
 use std::collections::HashSet;
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::filter::Filter;
-use crate::ids::is_valid_id;
-use crate::profile::Profile;
+use crate::error::Result;
 use crate::sql::{self, get, placeholders, text};
 
 /// One record on the wire, exactly the 14 keys of Morango's `BufferSerializer`, in its order.
@@ -63,36 +60,39 @@ pub struct RmcbRecord {
 const BUFFER_COLUMNS: &str = "transfer_session_id, model_uuid, seq, profile, serialized, deleted, hard_deleted, \
     last_saved_instance, last_saved_counter, partition, source_id, model_name, conflicting_serialized_data, _self_ref_fk";
 
-/// Reads the queued records `[offset, offset + limit)` of a transfer, in queue order.
+/// Reads the queued records `[offset, offset + limit)` of a transfer, in queue order, as the store holds them now
+/// (the queue holds only record ids): a record saved again since it was queued goes at its newer version, which
+/// contains the queued one. The record-max counters are read after the records, so they cover their versions.
 pub(crate) async fn read_page<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
     offset: i64,
     limit: i64,
 ) -> Result<Vec<BufferRecord>> {
-    let window = vec![text(transfer), offset.into(), (offset + limit).into()];
+    let window = vec![text(transfer), offset.into(), offset.saturating_add(limit).into()];
     let rows = sql::query(
         db,
-        "reading a buffer page",
-        &format!("SELECT {BUFFER_COLUMNS} FROM morango_buffer WHERE transfer_session_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq"),
+        "reading a page of the queue",
+        "SELECT s.id AS model_uuid, s.profile, s.serialized, s.deleted, s.hard_deleted, s.last_saved_instance, \
+         s.last_saved_counter, s.partition, s.source_id, s.model_name, s.conflicting_serialized_data, s._self_ref_fk \
+         FROM morango_transferqueue q JOIN morango_store s ON s.id = q.model_uuid \
+         WHERE q.transfer_session_id = $1 AND q.seq >= $2 AND q.seq < $3 ORDER BY q.seq",
         window.clone(),
     )
     .await?;
-    let rmcbs = sql::query(
+    let rmcs = sql::query(
         db,
-        "reading a buffer page's counters",
-        // Start from the page (a range of `seq`), then look each record's counters up by key: joining from the
-        // counters made SQLite walk every counter of the transfer for every page.
-        "SELECT r.model_uuid, r.instance_id, r.counter FROM morango_recordmaxcounterbuffer r \
-         WHERE r.transfer_session_id = $1 AND r.model_uuid IN (SELECT b.model_uuid FROM morango_buffer b \
-         WHERE b.transfer_session_id = $1 AND b.seq >= $2 AND b.seq < $3) ORDER BY r.model_uuid, r.instance_id",
+        "reading a page's record-max counters",
+        "SELECT r.store_model_id AS model_uuid, r.instance_id, r.counter FROM morango_recordmaxcounter r \
+         WHERE r.store_model_id IN (SELECT q.model_uuid FROM morango_transferqueue q \
+         WHERE q.transfer_session_id = $1 AND q.seq >= $2 AND q.seq < $3) ORDER BY r.store_model_id, r.instance_id",
         window,
     )
     .await?;
     let mut records = rows.iter().map(|row| record_from_row(row, transfer)).collect::<Result<Vec<_>>>()?;
     let index: std::collections::HashMap<String, usize> =
         records.iter().enumerate().map(|(i, r)| (r.model_uuid.clone(), i)).collect();
-    for row in &rmcbs {
+    for row in &rmcs {
         let model_uuid: String = get(row, "model_uuid")?;
         if let Some(&i) = index.get(&model_uuid) {
             records[i].rmcb_list.push(RmcbRecord {
@@ -123,85 +123,6 @@ fn record_from_row(row: &QueryResult, transfer: &str) -> Result<BufferRecord> {
         rmcb_list: Vec::new(),
         _self_ref_fk: get(row, "_self_ref_fk")?,
     })
-}
-
-/// Longest accepted source id, model name and partition (Python Morango's column sizes; partition is generous).
-const MAX_SOURCE_ID: usize = 96;
-const MAX_MODEL_NAME: usize = 40;
-const MAX_PARTITION: usize = 1024;
-
-/// Checks a chunk of received records against the transfer (spec §5.6 and more). Nothing is written when any
-/// record is rejected.
-pub(crate) fn validate(records: &[BufferRecord], transfer: &str, filter: &Filter, profile: &Profile) -> Result<()> {
-    let mut seen = HashSet::new();
-    for record in records {
-        let fail = |why: String| Err(Error::Invalid(format!("record {}: {why}", record.model_uuid)));
-        if record.transfer_session != transfer {
-            return fail("belongs to another transfer session".into());
-        }
-        if !is_valid_id(&record.model_uuid) || !is_valid_id(&record.last_saved_instance) {
-            return fail("ids must be 32 lowercase hex characters".into());
-        }
-        if !seen.insert(record.model_uuid.as_str()) {
-            return fail("appears twice in one chunk".into());
-        }
-        if record.last_saved_counter < 0 {
-            return fail("negative counter".into());
-        }
-        if record.source_id.is_empty() || record.source_id.chars().count() > MAX_SOURCE_ID {
-            return fail(format!("source id must have 1 to {MAX_SOURCE_ID} characters"));
-        }
-        if record.model_name.is_empty() || record.model_name.chars().count() > MAX_MODEL_NAME {
-            return fail(format!("model name must have 1 to {MAX_MODEL_NAME} characters"));
-        }
-        if record.partition.chars().count() > MAX_PARTITION {
-            return fail("partition too long".into());
-        }
-        if !record._self_ref_fk.is_empty() && !is_valid_id(&record._self_ref_fk) {
-            return fail("_self_ref_fk must be empty or an id".into());
-        }
-        let texts = [&record.serialized, &record.partition, &record.source_id, &record.model_name, &record.profile];
-        if texts.into_iter().chain([&record.conflicting_serialized_data]).any(|t| t.contains('\0')) {
-            return fail("text must not contain NUL characters".into());
-        }
-        if !filter.contains_partition(&record.partition) {
-            return fail(format!("partition `{}` is outside the transfer's filter", record.partition));
-        }
-        let template = record.partition.replace(&record.model_uuid, "${id}");
-        let expected = match profile.model(&record.model_name) {
-            Some(model) => model.compute_namespaced_id(&template, &record.source_id),
-            None => crate::ids::sha2_uuid(&[&template, &record.source_id, &record.model_name]),
-        };
-        if expected != record.model_uuid {
-            return fail("does not match the id computed from its partition, source id and model name".into());
-        }
-        if record.hard_deleted {
-            if !matches!(record.serialized.as_str(), "" | "{}") || !record.conflicting_serialized_data.is_empty() {
-                return fail("a hard-deleted record must not carry data".into());
-            }
-        } else if !matches!(serde_json::from_str(&record.serialized), Ok(serde_json::Value::Object(_))) {
-            return fail("serialized data is not a JSON object".into());
-        }
-        let mut covers_version = false;
-        let mut instances = HashSet::with_capacity(record.rmcb_list.len());
-        for rmcb in &record.rmcb_list {
-            if rmcb.transfer_session != transfer || rmcb.model_uuid != record.model_uuid {
-                return fail("a record-max counter names another record or transfer".into());
-            }
-            if !instances.insert(rmcb.instance_id.as_str()) {
-                return fail("two record-max counters name the same instance".into());
-            }
-            if !is_valid_id(&rmcb.instance_id) || rmcb.counter < 0 {
-                return fail("invalid record-max counter".into());
-            }
-            covers_version |=
-                rmcb.instance_id == record.last_saved_instance && rmcb.counter >= record.last_saved_counter;
-        }
-        if !covers_version {
-            return fail("its record-max counters do not include its own version".into());
-        }
-    }
-    Ok(())
 }
 
 /// Stages validated records in the receiver's buffer. A record already staged for this transfer is replaced and
@@ -297,9 +218,54 @@ async fn stage_chunk<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Removes every buffered record of a transfer.
+/// Which of `ids` are staged for `transfer` already (a chunk sent again).
+pub(crate) async fn staged_among<C: ConnectionTrait>(db: &C, transfer: &str, ids: &[&str]) -> Result<HashSet<String>> {
+    let mut staged = HashSet::new();
+    for chunk in ids.chunks(1_000) {
+        let mut values = vec![text(transfer)];
+        values.extend(chunk.iter().map(|id| text(*id)));
+        let rows = sql::query(
+            db,
+            "finding records staged already",
+            &format!(
+                "SELECT model_uuid FROM morango_buffer WHERE transfer_session_id = $1 AND model_uuid IN ({})",
+                placeholders(2, chunk.len())
+            ),
+            values,
+        )
+        .await?;
+        for row in &rows {
+            staged.insert(get(row, "model_uuid")?);
+        }
+    }
+    Ok(staged)
+}
+
+/// Whether any record is staged for `transfer`.
+pub(crate) async fn any_staged<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<bool> {
+    let row = sql::query_one(
+        db,
+        "looking for staged records",
+        "SELECT 1 AS one FROM morango_buffer WHERE transfer_session_id = $1 LIMIT 1",
+        vec![text(transfer)],
+    )
+    .await?;
+    Ok(row.is_some())
+}
+
+/// About what staging a record costs in bytes: its texts, and its ids and counters.
+pub(crate) fn staged_bytes(record: &BufferRecord) -> i64 {
+    let texts = record.serialized.len()
+        + record.conflicting_serialized_data.len()
+        + record.partition.len()
+        + record.source_id.len()
+        + record.model_name.len();
+    (texts + 150 + 100 * record.rmcb_list.len()) as i64
+}
+
+/// Removes everything a transfer holds: the producer's queue and the receiver's buffers.
 pub(crate) async fn clear<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<()> {
-    for table in ["morango_buffer", "morango_recordmaxcounterbuffer"] {
+    for table in ["morango_transferqueue", "morango_buffer", "morango_recordmaxcounterbuffer"] {
         sql::exec(
             db,
             "removing buffers",

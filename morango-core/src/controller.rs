@@ -14,7 +14,7 @@
 use crate::buffer;
 use crate::capabilities::{self, Capabilities};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::events::{Progress, SyncEvent};
 use crate::filter::Filter;
 use crate::ids;
@@ -79,6 +79,12 @@ pub struct TransferReport {
     pub records_total: i64,
     /// Records that arrived.
     pub records_transferred: i64,
+    /// Records the receiver refused because they are not what they claim (details in `morango_refusedrecord` on
+    /// the receiving side, and on this side for a push to a morango-rs server).
+    pub records_refused: i64,
+    /// Records of models the receiver does not declare: kept and relayed, not applied (known on a pull, and on a
+    /// push to a morango-rs server).
+    pub records_of_unknown_models: i64,
 }
 
 /// What a sync did.
@@ -206,6 +212,9 @@ impl<'a> SyncClient<'a> {
                 active: true,
                 records_transferred: 0,
                 records_total: None,
+                records_refused: 0,
+                records_of_unknown_models: 0,
+                bytes_buffered: 0,
                 client_fsic: "{}".into(),
                 server_fsic: "{}".into(),
                 fsic_v2: self.capabilities.has(capabilities::FSIC_V2_FORMAT),
@@ -219,6 +228,8 @@ impl<'a> SyncClient<'a> {
                 push,
                 records_total: ts.records_total.unwrap_or(0),
                 records_transferred: ts.records_transferred,
+                records_refused: ts.records_refused,
+                records_of_unknown_models: ts.records_of_unknown_models,
             }),
             Err(error) => {
                 ts.status = TransferStatus::Errored;
@@ -339,7 +350,12 @@ impl<'a> SyncClient<'a> {
             transfer::deserializing(self.engine, ts, false).await?;
         }
         if self.async_flow() {
-            self.patch(ts, stage, |_| {}).await?;
+            let remote = self.patch(ts, stage, |_| {}).await?;
+            if ts.push {
+                // What the receiving server counted (Python servers report nothing: 0).
+                ts.records_refused = ts.records_refused.max(remote.records_refused);
+                ts.records_of_unknown_models = remote.records_of_unknown_models;
+            }
         }
         Ok(())
     }
@@ -352,18 +368,22 @@ impl<'a> SyncClient<'a> {
             if ts.records_transferred < total {
                 let page = self.peer.pull_buffers(&ts.id, ts.records_transferred, chunk).await?;
                 let before = ts.records_transferred;
-                transfer::receive_chunk(self.engine, ts, &page).await?;
+                transfer::receive_chunk(self.engine, ts, page).await?;
                 if ts.records_transferred == before {
                     return Err(Error::Peer {
                         stage: TransferStage::Transferring.as_str(),
                         message: format!("no new records at offset {before} of {total}"),
                     });
                 }
-                session::save_transfer(self.engine.db(), ts).await?;
             }
             let done = ts.records_transferred;
             if done >= total {
-                self.patch(ts, TransferStage::Transferring, |r| r.records_transferred = Some(done)).await?;
+                let refused = ts.records_refused;
+                self.patch(ts, TransferStage::Transferring, |r| {
+                    r.records_transferred = Some(done);
+                    r.records_refused = Some(refused);
+                })
+                .await?;
                 self.progress(ts, total);
                 return Ok(());
             }
@@ -396,9 +416,19 @@ impl<'a> SyncClient<'a> {
             if page.is_empty() {
                 return Err(Error::Session(format!("the queue of transfer {} ended before {total} records", ts.id)));
             }
-            self.peer.push_buffers(&ts.id, &page).await?;
+            let refused = self.peer.push_buffers(&ts.id, &page).await?;
+            for refusal in &refused {
+                tracing::warn!(
+                    transfer = %ts.id, record = %refusal.model_uuid, model = %refusal.model_name,
+                    reason = %refusal.reason, "the peer refused a record"
+                );
+            }
+            // Recorded with the progress, so a resumed push does not count them twice.
+            let (txn, _writer) = self.engine.begin_write().await?;
+            ts.records_refused += crate::refused::record(&txn, &ts.id, true, &refused).await? as i64;
             ts.records_transferred = (ts.records_transferred + page.len() as i64).min(total);
-            session::save_transfer(self.engine.db(), ts).await?;
+            session::save_transfer(&txn, ts).await?;
+            txn.commit().await.context(|| "committing push progress".into())?;
             self.progress(ts, total);
         }
         Ok(())

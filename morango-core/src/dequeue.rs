@@ -62,8 +62,7 @@ pub(crate) async fn dequeue(
     )
     .await?;
     drop_orphan_counters(&txn, transfer).await?;
-    let remaining = crate::queue::queued(&txn, transfer).await?;
-    if remaining > 0 {
+    if crate::buffer::any_staged(&txn, transfer).await? {
         let mut counter = LazyCounter::new(&engine.instance().id);
         let n = counter.get(&txn).await?;
         let local = text(&engine.instance().id);
@@ -124,7 +123,7 @@ pub(crate) async fn dequeue(
         let sender = FsicV2::from_json_text(sender_fsic)?;
         // A sender may only vouch for partitions inside the transfer's filter.
         fsic::check_partitions_within(&sender, filter)?;
-        fsic::dmc_updates_v2(&sender)
+        fsic::claims_v2(&sender, filter)
     } else if filter.len() == 1 {
         let own = fsic::v1_from_json_text(&crate::dmc::own_fsic(&txn, filter, false, false).await?)?;
         fsic::dmc_updates_v1(&fsic::v1_from_json_text(sender_fsic)?, &own, filter)

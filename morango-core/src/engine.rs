@@ -133,7 +133,7 @@ impl Engine {
         Ok((txn, Some(guard)))
     }
 
-    async fn lock_writer(&self) -> Result<OwnedMutexGuard<()>> {
+    pub(crate) async fn lock_writer(&self) -> Result<OwnedMutexGuard<()>> {
         tokio::time::timeout(LOCK_TIMEOUT, self.writer.clone().lock_owned())
             .await
             .map_err(|_| Error::Session(format!("the database stayed busy for {LOCK_TIMEOUT:?}")))

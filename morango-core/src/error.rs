@@ -38,6 +38,9 @@ pub enum Error {
     /// A session is in a state where this cannot happen (a stage not reached yet, or one that failed).
     #[error("session: {0}")]
     Session(String),
+    /// A bound on what this side keeps was reached (a certificate's buffered bytes on a server).
+    #[error("capacity: {0}")]
+    Capacity(String),
     /// A peer answered an HTTP request with an error status.
     #[error("{method} {url} answered {status}: {message}")]
     Remote {

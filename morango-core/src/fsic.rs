@@ -11,6 +11,8 @@
 //! * [`expand_for_use`] does not modify its input (Python's `expand_fsic_for_use` rewrites the caller's `sub`).
 //! * [`dmc_updates_v2`] / [`dmc_updates_v1`] only list the rows to upsert; the engine applies them with "only if
 //!   higher", so counters never move down (spec §15 W4; Python overwrites higher counters with lower ones).
+//! * After a v2 receive the engine claims [`claims_v2`], the sender's FSIC expanded for the filter, not only its
+//!   raw `sub` part, so that partial-scope devices learn their peer's counters and the next sync moves nothing.
 //! * Partition prefix tests are plain, case-sensitive string prefixes everywhere. Python's SQL uses `LIKE`, which
 //!   on SQLite ignores ASCII case and treats `_`/`%` in stored partitions as wildcards (§15); the engine's
 //!   `is_backed` queries must use the same plain prefix test.
@@ -258,6 +260,25 @@ pub fn dmc_updates_v2(sender_raw: &FsicV2) -> Vec<DmcRow> {
             counters.iter().map(move |(instance, &counter)| DmcRow {
                 partition: partition.clone(),
                 instance_id: instance.clone(),
+                counter,
+            })
+        })
+        .collect()
+}
+
+/// What a receiver may claim after receiving with v2 FSICs: every `(P, I, C)` of the sender's FSIC *expanded* for
+/// the filter ([`expand_for_use`]), so that counters the sender holds for a partition above the filter (its `super`
+/// part, e.g. a whole facility for a single-user filter) count for the filter's prefixes too. The transfer sent
+/// everything the receiver lacked under each expanded partition, so the receiver now has it. Python Morango keeps
+/// only the raw `sub` part ([`dmc_updates_v2`]): a device syncing a narrower filter than its peer's knowledge then
+/// never learns its peer's counters, and is sent the same records on every sync. A superset of Python's rows.
+pub fn claims_v2(sender_raw: &FsicV2, filter: &Filter) -> Vec<DmcRow> {
+    expand_for_use(sender_raw, filter)
+        .into_iter()
+        .flat_map(|(partition, counters)| {
+            counters.into_iter().map(move |(instance_id, counter)| DmcRow {
+                partition: partition.clone(),
+                instance_id,
                 counter,
             })
         })

@@ -38,6 +38,7 @@ pub mod nonce;
 pub mod peer;
 pub mod profile;
 mod queue;
+pub mod refused;
 pub mod registry;
 #[cfg(feature = "network")]
 pub mod scope;
@@ -48,6 +49,7 @@ mod sql;
 pub mod stage;
 mod tracking;
 mod transfer;
+pub mod validation;
 pub mod value;
 #[cfg(feature = "network")]
 pub mod wire;
@@ -65,10 +67,11 @@ pub use events::{Progress, SyncEvent};
 pub use filter::Filter;
 pub use instance::Instance;
 pub use model::{
-    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, Resolution, SyncDefault, Syncable,
-    TemplateValue,
+    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, RecordIdentity, Resolution, SyncDefault,
+    Syncable, TemplateValue,
 };
 pub use profile::Profile;
+pub use refused::{RefusedRecord, Refusal, refused_records};
 pub use registry::{assign_ids, insert_many};
 #[cfg(feature = "network")]
 pub use scope::ScopeDefinition;
@@ -79,7 +82,7 @@ pub use tracking::hard_delete;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::graph;
-    pub use crate::model::template_field;
+    pub use crate::model::{record_template_field, template_field};
     pub use crate::registry::{ModelOf, before_save};
     pub use async_trait;
     pub use sea_orm;

@@ -1,12 +1,14 @@
 //! Morango's bookkeeping tables, as `sea-orm-migration` migrations.
 //!
-//! Add [`Migration`] to your own migrator before your app tables, and [`ChangeTracking`] after them:
+//! Add [`Migration`] and [`FieldReady`] to your own migrator before your app tables, and [`ChangeTracking`] after
+//! them:
 //!
 //! ```ignore
 //! impl MigratorTrait for Migrator {
 //!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 //!         vec![
 //!             Box::new(morango::migration::Migration),
+//!             Box::new(morango::migration::FieldReady),
 //!             Box::new(m20260101_000001_app_tables::Migration),
 //!             Box::new(morango::migration::ChangeTracking::new(&FACILITY_DATA)),
 //!         ]
@@ -53,6 +55,84 @@ impl MigrationTrait for Migration {
     }
 }
 
+/// What field-ready syncs keep: refused records, the producer's queue of record ids, and per transfer the counts of
+/// refused records and records of undeclared models and the bytes it buffers.
+pub struct FieldReady;
+
+impl MigrationName for FieldReady {
+    fn name(&self) -> &str {
+        "m20261205_000001_morango_field_ready"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for FieldReady {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [counter("records_refused"), counter("records_of_unknown_models"), counter("bytes_buffered")] {
+            // One column per statement: SQLite alters one at a time.
+            manager.alter_table(Table::alter().table(T::TransferSession).add_column(column).to_owned()).await?;
+        }
+        let refused = Table::create()
+            .table(T::RefusedRecord)
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).big_integer().not_null().auto_increment().primary_key())
+            .col(id32("transfer_session_id"))
+            .col(ColumnDef::new(Alias::new("peer_instance_id")).string_len(32).null())
+            // False: this database refused a record it received. True: the peer refused one this database sent.
+            .col(flag("by_peer"))
+            .col(text("model_uuid"))
+            .col(text("model_name"))
+            .col(text("partition"))
+            .col(text("source_id"))
+            .col(text("last_saved_instance"))
+            .col(counter("last_saved_counter"))
+            .col(text("reason"))
+            .col(timestamp("refused_at"))
+            .to_owned();
+        let queue = Table::create()
+            .table(T::TransferQueue)
+            .if_not_exists()
+            .col(id32("transfer_session_id"))
+            .col(counter("seq"))
+            .col(id32("model_uuid"))
+            .primary_key(Index::create().col(Alias::new("transfer_session_id")).col(Alias::new("seq")))
+            .to_owned();
+        for table in [refused, queue] {
+            manager.create_table(table).await?;
+        }
+        let index = |name: &str, table: T, cols: &[&'static str], unique: bool| {
+            let mut stmt = Index::create().name(name).table(table).if_not_exists().to_owned();
+            for col in cols {
+                stmt.col(Alias::new(*col));
+            }
+            if unique {
+                stmt.unique();
+            }
+            stmt
+        };
+        for index in [
+            index("morango_refusedrecord_record", T::RefusedRecord, &["transfer_session_id", "model_uuid", "by_peer"], true),
+            index("morango_refusedrecord_time", T::RefusedRecord, &["refused_at"], false),
+            index("morango_transferqueue_record", T::TransferQueue, &["transfer_session_id", "model_uuid"], true),
+            index("morango_transfersession_activity", T::TransferSession, &["active", "last_activity_timestamp"], false),
+            index("morango_syncsession_client", T::SyncSession, &["client_instance_id", "client_certificate_id"], false),
+        ] {
+            manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [T::RefusedRecord, T::TransferQueue] {
+            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+        }
+        for column in ["records_refused", "records_of_unknown_models", "bytes_buffered"] {
+            manager.alter_table(Table::alter().table(T::TransferSession).drop_column(Alias::new(column)).to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Installs the change-tracking triggers of a profile's tables (run it after the migrations creating them).
 pub struct ChangeTracking {
     profile: &'static Profile,
@@ -93,7 +173,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Migration)]
+        vec![Box::new(Migration), Box::new(FieldReady)]
     }
 }
 
@@ -136,6 +216,10 @@ enum T {
     SharedKey,
     #[sea_orm(iden = "morango_apply_guard")]
     ApplyGuard,
+    #[sea_orm(iden = "morango_refusedrecord")]
+    RefusedRecord,
+    #[sea_orm(iden = "morango_transferqueue")]
+    TransferQueue,
 }
 
 fn id32(name: &'static str) -> ColumnDef {

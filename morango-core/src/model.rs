@@ -86,6 +86,24 @@ pub trait Syncable:
     fn resolve_conflict(_conflict: &Conflict<'_>) -> Resolution {
         Resolution::KeepLocal
     }
+
+    /// The partition template and source id this model computes from a record's own fields: what a received record
+    /// must claim. The derive reads only the template fields; this default builds the whole active model and calls
+    /// [`Syncable::partition_template`] and [`Syncable::source_id`] (for `partition_fn` / `source_id_fn`).
+    fn record_identity(record: &Record) -> Result<RecordIdentity, IdError> {
+        let model = Self::from_record(record).map_err(|errors| IdError::Custom(errors.to_string()))?;
+        Ok(RecordIdentity { partition_template: Self::partition_template(&model)?, source_id: Self::source_id(&model)? })
+    }
+}
+
+/// What a model computes from a record's fields: its partition template (possibly with the literal `${id}`) and its
+/// source id (`None` when the model draws source ids at random, so any source id fits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordIdentity {
+    /// The partition template.
+    pub partition_template: String,
+    /// The source id, unless random.
+    pub source_id: Option<String>,
 }
 
 /// The three identifying values a syncable row carries.
@@ -201,6 +219,17 @@ impl<T: Default> SyncDefault for T {
     fn sync_default() -> Self {
         T::default()
     }
+}
+
+/// Reads a template field from record JSON, as [`template_field`] reads it from an active model: the value under
+/// `key`, parsed as the field's type; a missing, unreadable or `None` value is an error naming the field.
+pub fn record_template_field<V>(record: &Record, key: &str, field: &'static str) -> Result<String, IdError>
+where
+    V: TemplateValue + MorangoValue,
+{
+    let value = record.get(key).ok_or(IdError::FieldNotSet(field))?;
+    let value = V::from_json(value).map_err(|message| IdError::Custom(format!("field `{field}`: {message}")))?;
+    value.template_text().ok_or(IdError::FieldNotSet(field))
 }
 
 /// Reads a template field of an active model; an unset or `None` value is an error naming the field.

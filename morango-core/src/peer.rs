@@ -5,7 +5,8 @@ use crate::buffer::BufferRecord;
 use crate::capabilities::{self, Capabilities};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::server::{self, StageRequest, TransferRequest};
+use crate::refused::Refusal;
+use crate::server::{self, StageRequest, TransferLimits, TransferRequest};
 use crate::session::TransferSession;
 use crate::stage::TransferStage;
 
@@ -24,8 +25,8 @@ pub trait Peer: Send + Sync {
     async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession>;
     /// `GET buffers/?transfer_session_id=<id>&offset=…&limit=…`.
     async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>>;
-    /// `POST buffers/`.
-    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<()>;
+    /// `POST buffers/`: returns the records the peer refused (a Python peer reports none).
+    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<Vec<Refusal>>;
     /// `DELETE transfersessions/<id>/`.
     async fn close_transfer_session(&self, id: &str) -> Result<()>;
 }
@@ -35,17 +36,24 @@ pub trait Peer: Send + Sync {
 pub struct LocalPeer<'a> {
     engine: &'a Engine,
     capabilities: Capabilities,
+    limits: TransferLimits,
 }
 
 impl<'a> LocalPeer<'a> {
-    /// The peer served by `engine`, with every capability.
+    /// The peer served by `engine`, with every capability and the default limits.
     pub fn new(engine: &'a Engine) -> Self {
-        LocalPeer { engine, capabilities: Capabilities::all() }
+        LocalPeer::with_capabilities(engine, Capabilities::all())
     }
 
     /// The same peer, answering as a server with these capabilities.
     pub fn with_capabilities(engine: &'a Engine, capabilities: Capabilities) -> Self {
-        LocalPeer { engine, capabilities }
+        LocalPeer { engine, capabilities, limits: TransferLimits::default() }
+    }
+
+    /// The same peer, with these limits.
+    pub fn with_limits(mut self, limits: TransferLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -60,7 +68,7 @@ impl Peer for LocalPeer<'_> {
     }
 
     async fn create_transfer_session(&self, request: &TransferRequest) -> Result<TransferSession> {
-        let created = server::create_transfer(self.engine, request).await?;
+        let created = server::create_transfer(self.engine, request, &self.limits).await?;
         if self.capabilities.has(capabilities::ASYNC_OPERATIONS) {
             return Ok(created);
         }
@@ -80,8 +88,9 @@ impl Peer for LocalPeer<'_> {
         server::buffers(self.engine, id, offset, limit).await
     }
 
-    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<()> {
-        server::receive(self.engine, id, records).await.map(|_| ())
+    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<Vec<Refusal>> {
+        let (_, refused) = server::receive(self.engine, id, records.to_vec(), &self.limits).await?;
+        Ok(refused)
     }
 
     async fn close_transfer_session(&self, id: &str) -> Result<()> {

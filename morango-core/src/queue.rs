@@ -1,16 +1,18 @@
-//! Queuing: the producer copies the store records the receiver lacks into its buffer (spec §6.4–§6.5).
+//! Queuing: the producer lists the store records the receiver lacks (spec §6.4–§6.5).
 //!
 //! The directional FSIC diff becomes a list of `(partition prefix, instance, counter)` triples bound as a
-//! `VALUES` list; one `INSERT … SELECT` per few thousand triples copies the matching store rows, another copies
-//! their record-max counters. No SQL text is built from data, and no `LIKE` is used (on SQLite it ignores case
-//! and treats `_`/`%` in partitions as wildcards, §15).
+//! `VALUES` list; one `INSERT … SELECT` per few thousand triples numbers the ids of the matching store rows in
+//! `morango_transferqueue`. Unlike Python Morango, which copies every queued record and its counters into its
+//! buffers, only ids are queued: an unfinished pull costs the server about 100 bytes a record, not a copy of the
+//! dataset. No SQL text is built from data, and no `LIKE` is used (on SQLite it ignores case and treats `_`/`%`
+//! in partitions as wildcards, §15).
 
 use sea_orm::{ConnectionTrait, Value};
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::fsic::{self, FsicV2};
-use crate::sql::{self, get, text};
+use crate::sql::{self, text};
 
 /// What the producer must send: records under `partition` last saved by `instance` with a counter above
 /// `counter`.
@@ -59,58 +61,38 @@ pub(crate) fn wanted(sender: &str, receiver: &str, filter: &Filter, v2: bool) ->
 /// Triples per statement (3 bound values each).
 const TRIPLES_PER_STATEMENT: usize = 2_000;
 
-/// Queues the wanted records of `profile` for `transfer` and returns how many were queued.
+/// Queues the ids of the wanted records of `profile` for `transfer`, numbered from 0 in id order, and returns how
+/// many were queued. The queue holds ids only: pages read the records from the store when they are sent.
 pub(crate) async fn queue<C: ConnectionTrait>(db: &C, transfer: &str, profile: &str, wanted: &[Wanted]) -> Result<i64> {
+    let mut queued: i64 = 0;
     for chunk in wanted.chunks(TRIPLES_PER_STATEMENT) {
-        let base = queued(db, transfer).await?;
-        let mut values: Vec<Value> = vec![text(transfer), text(profile), base.into()];
+        let mut values: Vec<Value> = vec![text(transfer), text(profile), queued.into()];
         let mut tuples = Vec::with_capacity(chunk.len());
         for (i, w) in chunk.iter().enumerate() {
             let p = 4 + 3 * i;
             tuples.push(format!("(${}, ${}, CAST(${} AS BIGINT))", p, p + 1, p + 2));
             values.extend([text(&w.partition), text(&w.instance), w.counter.into()]);
         }
-        sql::exec(
+        let added = sql::exec(
             db,
             "queuing records",
             &format!(
-                "INSERT INTO morango_buffer (transfer_session_id, model_uuid, seq, profile, serialized, deleted, \
-                 hard_deleted, last_saved_instance, last_saved_counter, partition, source_id, model_name, \
-                 conflicting_serialized_data, _self_ref_fk) \
-                 SELECT $1, s.id, $3 + row_number() OVER (ORDER BY s.id) - 1, s.profile, s.serialized, s.deleted, \
-                 s.hard_deleted, s.last_saved_instance, s.last_saved_counter, s.partition, s.source_id, s.model_name, \
-                 s.conflicting_serialized_data, s._self_ref_fk FROM morango_store s \
+                "INSERT INTO morango_transferqueue (transfer_session_id, seq, model_uuid) \
+                 SELECT $1, $3 + row_number() OVER (ORDER BY s.id) - 1, s.id FROM morango_store s \
                  WHERE s.profile = $2 \
                  AND EXISTS (SELECT 1 FROM (VALUES {}) AS d WHERE s.last_saved_instance = d.column2 \
                    AND s.last_saved_counter > d.column3 AND substr(s.partition, 1, length(d.column1)) = d.column1) \
-                 AND NOT EXISTS (SELECT 1 FROM morango_buffer b WHERE b.transfer_session_id = $1 AND b.model_uuid = s.id)",
+                 AND NOT EXISTS (SELECT 1 FROM morango_transferqueue q WHERE q.transfer_session_id = $1 \
+                   AND q.model_uuid = s.id)",
                 tuples.join(", ")
             ),
             values,
         )
         .await?;
+        queued += i64::try_from(added).map_err(|_| Error::Schema("more records queued than fit in an i64".into()))?;
     }
-    sql::exec(
-        db,
-        "queuing record counters",
-        "INSERT INTO morango_recordmaxcounterbuffer (transfer_session_id, model_uuid, instance_id, counter) \
-         SELECT $1, r.store_model_id, r.instance_id, r.counter FROM morango_recordmaxcounter r \
-         JOIN morango_buffer b ON b.model_uuid = r.store_model_id WHERE b.transfer_session_id = $1",
-        vec![text(transfer)],
-    )
-    .await?;
-    queued(db, transfer).await
+    Ok(queued)
 }
 
-/// How many records are queued for a transfer.
-pub(crate) async fn queued<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<i64> {
-    let row = sql::query_one(
-        db,
-        "counting queued records",
-        "SELECT COUNT(*) AS n FROM morango_buffer WHERE transfer_session_id = $1",
-        vec![text(transfer)],
-    )
-    .await?
-    .ok_or_else(|| Error::Schema("COUNT(*) returned no row".into()))?;
-    get(&row, "n")
-}
+/// About what one queued record costs in bytes (its id, position and index entries).
+pub(crate) const QUEUED_BYTES: i64 = 100;

@@ -13,7 +13,7 @@ use sea_orm::{
 
 use crate::error::{DbContext, Result};
 use crate::filter::Filter;
-use crate::model::{Bookkeeping, Conflict, IdError, Record, Resolution, Syncable, columns};
+use crate::model::{Bookkeeping, Conflict, IdError, Record, RecordIdentity, Resolution, Syncable, columns};
 
 /// A row of an application table that holds changes not yet serialized into the store.
 #[derive(Debug)]
@@ -67,6 +67,8 @@ pub trait SyncableModel: Send + Sync {
     fn fields(&self) -> &'static [&'static str];
     /// Morango's `compute_namespaced_id` for this model.
     fn compute_namespaced_id(&self, partition_template: &str, source_id: &str) -> String;
+    /// The partition template and source id the model computes from a record's fields.
+    fn record_identity(&self, record: &Record) -> std::result::Result<RecordIdentity, IdError>;
     /// True when the model has a conflict hook.
     fn has_conflict_hook(&self) -> bool;
     /// Runs the model's conflict hook.
@@ -131,6 +133,10 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
 
     fn compute_namespaced_id(&self, partition_template: &str, source_id: &str) -> String {
         E::compute_namespaced_id(partition_template, source_id, E::MODEL_NAME)
+    }
+
+    fn record_identity(&self, record: &Record) -> std::result::Result<RecordIdentity, IdError> {
+        E::record_identity(record)
     }
 
     fn has_conflict_hook(&self) -> bool {

@@ -4,14 +4,37 @@
 
 use crate::buffer::{self, BufferRecord};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::events::{Progress, SyncEvent};
 use crate::filter::Filter;
 use crate::fsic;
 use crate::ids::is_valid_id;
+use crate::refused::Refusal;
 use crate::session::{self, SyncSession, TransferSession};
 use crate::stage::{TransferStage, TransferStatus};
 use crate::transfer;
+
+/// What a server bounds for its clients: how long an unfinished transfer may sit idle, and how many bytes of
+/// unfinished transfers one client certificate may leave in the server's buffers and queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferLimits {
+    /// An unfinished transfer idle longer than this is closed and its buffers dropped (one whose stage is still
+    /// running gets [`crate::cleanup::DEFAULT_EXPIRATION`]). A client that comes back later starts over.
+    pub idle_timeout: std::time::Duration,
+    /// The most bytes the unfinished transfers of one client certificate may buffer; beyond it the server answers
+    /// 507 and the client must finish or abandon a transfer first.
+    pub max_buffered_bytes_per_certificate: i64,
+}
+
+impl Default for TransferLimits {
+    /// 15 minutes; 1 GiB.
+    fn default() -> Self {
+        TransferLimits {
+            idle_timeout: std::time::Duration::from_secs(15 * 60),
+            max_buffered_bytes_per_certificate: 1 << 30,
+        }
+    }
+}
 
 /// A client's request to create a transfer session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +64,8 @@ pub struct StageRequest {
     pub records_total: Option<i64>,
     /// Records the client received so far (pull, transferring).
     pub records_transferred: Option<i64>,
+    /// Records the client refused (pull, transferring).
+    pub records_refused: Option<i64>,
 }
 
 /// Opens the server side of a sync session; returns the server's instance JSON.
@@ -80,8 +105,15 @@ pub async fn close_sync_session(engine: &Engine, id: &str) -> Result<()> {
 }
 
 /// Creates the server side of a transfer session. An active transfer in the same direction of the same sync
-/// session is returned instead (as Morango does), so a client must use the id of the answer.
-pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Result<TransferSession> {
+/// session is returned instead (as Morango does), so a client must use the id of the answer. A new transfer
+/// supersedes the client instance's unfinished one with the same certificate, filter and direction in another sync
+/// session (an interrupted client that started over): it is closed and its buffers dropped in the same
+/// transaction. Transfers idle beyond `limits` are closed first.
+pub async fn create_transfer(
+    engine: &Engine,
+    request: &TransferRequest,
+    limits: &TransferLimits,
+) -> Result<TransferSession> {
     if !is_valid_id(&request.id) {
         return Err(Error::Invalid("transfer session ids are 32 lowercase hex characters".into()));
     }
@@ -89,8 +121,6 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
     check_filter(&request.filter)?;
     #[cfg(feature = "network")]
     check_scope(engine, &sync_session, &request.filter, request.push).await?;
-    #[cfg(not(feature = "network"))]
-    let _ = sync_session;
     if let Some(existing) = session::active_transfer(engine.db(), &request.sync_session_id, request.push).await? {
         return Ok(existing);
     }
@@ -98,6 +128,7 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
     if session::transfer_session(engine.db(), &request.id).await?.is_some() {
         return Err(Error::Invalid(format!("a transfer session with id {} exists already", request.id)));
     }
+    crate::cleanup::expire_idle_transfers(engine, limits.idle_timeout).await?;
     // `"{}"` is what a client sends before it knows its FSIC, and all Python's legacy flow ever sends (§15 W9): it
     // means "nothing yet", which in v2 is the FSIC without partitions.
     let client_fsic = if request.fsic_v2 && request.client_fsic.trim() == "{}" {
@@ -113,13 +144,23 @@ pub async fn create_transfer(engine: &Engine, request: &TransferRequest) -> Resu
         active: true,
         records_transferred: 0,
         records_total: None,
+        records_refused: 0,
+        records_of_unknown_models: 0,
+        bytes_buffered: 0,
         client_fsic,
         server_fsic: "{}".into(),
         fsic_v2: request.fsic_v2,
         stage: TransferStage::Initializing,
         status: TransferStatus::Completed,
     };
-    session::create_transfer_session(engine.db(), &ts).await?;
+    let (txn, _writer) = engine.begin_write().await?;
+    for old in session::superseded_by(&txn, &sync_session, &ts).await? {
+        tracing::info!(transfer = %old, by = %ts.id, "a new transfer of the same client supersedes an unfinished one");
+        crate::buffer::clear(&txn, &old).await?;
+        session::close_transfer_session(&txn, &old).await?;
+    }
+    session::create_transfer_session(&txn, &ts).await?;
+    txn.commit().await.context(|| "committing a new transfer session".into())?;
     Ok(ts)
 }
 
@@ -205,6 +246,9 @@ async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageReq
             if let Some(n) = request.records_transferred.filter(|_| !ts.push) {
                 ts.records_transferred = n.clamp(0, ts.records_total.unwrap_or(0));
             }
+            if let Some(n) = request.records_refused.filter(|_| !ts.push) {
+                ts.records_refused = n.clamp(0, ts.records_total.unwrap_or(0));
+            }
             if ts.records_transferred < ts.records_total.unwrap_or(0) {
                 return Ok(TransferStatus::Pending);
             }
@@ -247,8 +291,15 @@ pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 /// The largest page served.
 pub const MAX_PAGE: i64 = 5_000;
 
-/// Stores a chunk of pushed records after validating every one of them.
-pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Result<TransferSession> {
+/// Stores a chunk of pushed records after validating every one of them: returns the transfer and the records it
+/// refused (the rest of the chunk is stored). Refused whole: a malformed chunk, and one that would take the
+/// client certificate's unfinished transfers past [`TransferLimits::max_buffered_bytes_per_certificate`].
+pub async fn receive(
+    engine: &Engine,
+    id: &str,
+    records: Vec<BufferRecord>,
+    limits: &TransferLimits,
+) -> Result<(TransferSession, Vec<Refusal>)> {
     let mut ts = transfer_session(engine, id).await?;
     if !ts.push {
         return Err(Error::Forbidden(format!("transfer session {id} is a pull: records cannot be pushed to it")));
@@ -262,7 +313,19 @@ pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Res
             ts.stage, ts.status
         )));
     }
-    transfer::receive_chunk(engine, &mut ts, records).await?;
+    let incoming: i64 = records.iter().map(buffer::staged_bytes).sum();
+    let certificate = session::active_sync_session(engine.db(), &ts.sync_session_id).await?.client_certificate_id;
+    if let Some(certificate) = certificate {
+        let held = session::buffered_bytes_of_certificate(engine.db(), &certificate).await?;
+        if held.saturating_add(incoming) > limits.max_buffered_bytes_per_certificate {
+            return Err(Error::Capacity(format!(
+                "certificate {certificate} already holds {held} bytes in unfinished transfers on this server, and this \
+                 chunk of {incoming} bytes would pass the limit of {} bytes: finish or close an unfinished transfer",
+                limits.max_buffered_bytes_per_certificate
+            )));
+        }
+    }
+    let refused = transfer::receive_chunk(engine, &mut ts, records).await?;
     emit(
         engine,
         &ts,
@@ -275,7 +338,7 @@ pub async fn receive(engine: &Engine, id: &str, records: &[BufferRecord]) -> Res
         TransferStatus::Pending
     };
     session::save_transfer(engine.db(), &ts).await?;
-    Ok(ts)
+    Ok((ts, refused))
 }
 
 /// Closes a transfer session: a finished transfer runs its remaining stages (the legacy flow's push completes

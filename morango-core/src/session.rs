@@ -50,6 +50,12 @@ pub struct TransferSession {
     pub records_transferred: i64,
     /// Records queued by the producer; unknown until queuing.
     pub records_total: Option<i64>,
+    /// Received records the receiver refused (they are not what they claim, see [`crate::validation`]).
+    pub records_refused: i64,
+    /// Received records of models the receiver does not declare (kept and relayed).
+    pub records_of_unknown_models: i64,
+    /// Bytes this side holds for the transfer in its buffers or queue (bounded per certificate on a server).
+    pub bytes_buffered: i64,
     /// The client's FSIC (JSON text).
     pub client_fsic: String,
     /// The server's FSIC (JSON text).
@@ -103,11 +109,15 @@ pub(crate) async fn create_sync_session<C: ConnectionTrait>(db: &C, session: &Sy
 }
 
 fn instance_id_of(json: &str) -> Value {
-    let id = serde_json::from_str::<serde_json::Value>(json)
+    Value::String(instance_id(json))
+}
+
+/// The `id` of an instance JSON, if it has a valid one.
+pub(crate) fn instance_id(json: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(json)
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
-        .filter(|id| crate::ids::is_valid_id(id));
-    Value::String(id)
+        .filter(|id| crate::ids::is_valid_id(id))
 }
 
 /// Loads an active sync session.
@@ -177,17 +187,79 @@ pub(crate) async fn close_sync_session<C: ConnectionTrait>(db: &C, id: &str) -> 
     Ok(())
 }
 
+/// The unfinished transfers that `new` supersedes on a server: those of the same client instance and certificate,
+/// filter and direction in the server's other sync sessions.
+pub(crate) async fn superseded_by<C: ConnectionTrait>(
+    db: &C,
+    session: &SyncSession,
+    new: &TransferSession,
+) -> Result<Vec<String>> {
+    let Some(instance) = instance_id(&session.client_instance_json) else { return Ok(Vec::new()) };
+    let mut values =
+        vec![true.into(), new.push.into(), text(new.filter.to_wire()), text(instance), text(&session.id)];
+    let certificate = match &session.client_certificate_id {
+        Some(id) => {
+            values.push(text(id));
+            "s.client_certificate_id = $6"
+        }
+        None => "s.client_certificate_id IS NULL",
+    };
+    let rows = sql::query(
+        db,
+        "finding superseded transfers",
+        &format!(
+            "SELECT t.id FROM morango_transfersession t JOIN morango_syncsession s ON s.id = t.sync_session_id \
+             WHERE t.active = $1 AND s.is_server = $1 AND t.push = $2 AND t.filter = $3 AND s.client_instance_id = $4 \
+             AND s.id <> $5 AND {certificate}"
+        ),
+        values,
+    )
+    .await?;
+    rows.iter().map(|row| get(row, "id")).collect()
+}
+
+/// Marks a transfer session closed (its buffers are the caller's to drop).
+pub(crate) async fn close_transfer_session<C: ConnectionTrait>(db: &C, id: &str) -> Result<()> {
+    sql::exec(
+        db,
+        "closing a transfer session",
+        "UPDATE morango_transfersession SET active = $1, bytes_buffered = 0, last_activity_timestamp = $2 WHERE id = $3",
+        vec![false.into(), now(), text(id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The bytes the unfinished transfers of a client certificate hold on this server.
+pub(crate) async fn buffered_bytes_of_certificate<C: ConnectionTrait>(db: &C, certificate: &str) -> Result<i64> {
+    let row = sql::query_one(
+        db,
+        "adding up a certificate's buffered bytes",
+        "SELECT CAST(COALESCE(SUM(t.bytes_buffered), 0) AS BIGINT) AS held FROM morango_transfersession t \
+         JOIN morango_syncsession s ON s.id = t.sync_session_id \
+         WHERE t.active = $1 AND s.is_server = $1 AND s.client_certificate_id = $2",
+        vec![true.into(), text(certificate)],
+    )
+    .await?;
+    match row {
+        Some(row) => get(&row, "held"),
+        None => Ok(0),
+    }
+}
+
 const TRANSFER_COLUMNS: &str = "id, sync_session_id, filter, push, active, records_transferred, records_total, \
-    client_fsic, server_fsic, fsic_v2, transfer_stage, transfer_stage_status";
+    records_refused, records_of_unknown_models, bytes_buffered, client_fsic, server_fsic, fsic_v2, transfer_stage, \
+    transfer_stage_status";
 
 /// Stores a new transfer session.
 pub(crate) async fn create_transfer_session<C: ConnectionTrait>(db: &C, ts: &TransferSession) -> Result<()> {
     sql::exec(
         db,
         "creating a transfer session",
-        "INSERT INTO morango_transfersession (id, sync_session_id, filter, push, active, records_transferred, \
-         records_total, client_fsic, server_fsic, fsic_v2, transfer_stage, transfer_stage_status, start_timestamp, \
-         last_activity_timestamp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+        &format!(
+            "INSERT INTO morango_transfersession ({TRANSFER_COLUMNS}, start_timestamp, last_activity_timestamp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+        ),
         vec![
             text(&ts.id),
             text(&ts.sync_session_id),
@@ -196,6 +268,9 @@ pub(crate) async fn create_transfer_session<C: ConnectionTrait>(db: &C, ts: &Tra
             ts.active.into(),
             ts.records_transferred.into(),
             Value::BigInt(ts.records_total),
+            ts.records_refused.into(),
+            ts.records_of_unknown_models.into(),
+            ts.bytes_buffered.into(),
             text(&ts.client_fsic),
             text(&ts.server_fsic),
             ts.fsic_v2.into(),
@@ -220,6 +295,9 @@ fn transfer_from_row(row: &QueryResult) -> Result<TransferSession> {
         active: get(row, "active")?,
         records_transferred: get(row, "records_transferred")?,
         records_total: get(row, "records_total")?,
+        records_refused: get(row, "records_refused")?,
+        records_of_unknown_models: get(row, "records_of_unknown_models")?,
+        bytes_buffered: get(row, "bytes_buffered")?,
         client_fsic: get(row, "client_fsic")?,
         server_fsic: get(row, "server_fsic")?,
         fsic_v2: get(row, "fsic_v2")?,
@@ -263,6 +341,9 @@ pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSessi
         ts.active.into(),
         ts.records_transferred.into(),
         Value::BigInt(ts.records_total),
+        ts.records_refused.into(),
+        ts.records_of_unknown_models.into(),
+        ts.bytes_buffered.into(),
         text(&ts.client_fsic),
         text(&ts.server_fsic),
         text(ts.stage.as_str()),
@@ -277,9 +358,10 @@ pub(crate) async fn save_transfer<C: ConnectionTrait>(db: &C, ts: &TransferSessi
         "updating a transfer session",
         &format!(
             "UPDATE morango_transfersession SET active = (active AND $1), records_transferred = $2, records_total = $3, \
-             client_fsic = $4, server_fsic = $5, transfer_stage = $6, transfer_stage_status = $7, \
-             last_activity_timestamp = $8 WHERE id = $9 AND transfer_stage IN ({})",
-            sql::placeholders(10, reachable.len())
+             records_refused = $4, records_of_unknown_models = $5, bytes_buffered = $6, client_fsic = $7, \
+             server_fsic = $8, transfer_stage = $9, transfer_stage_status = $10, last_activity_timestamp = $11 \
+             WHERE id = $12 AND transfer_stage IN ({})",
+            sql::placeholders(13, reachable.len())
         ),
         values,
     )

@@ -3,7 +3,8 @@
 
 use crate::engine::Engine;
 use crate::error::{DbContext, Result};
-use crate::session::TransferSession;
+use crate::refused::Refusal;
+use crate::session::{self, TransferSession};
 
 /// Serializing: each side serializes its application rows under the filter, then computes its FSIC.
 ///
@@ -30,23 +31,24 @@ pub(crate) async fn queuing(engine: &Engine, ts: &mut TransferSession, is_server
     }
     let (own, peer) = if is_server { (&ts.server_fsic, &ts.client_fsic) } else { (&ts.client_fsic, &ts.server_fsic) };
     let wanted = crate::queue::wanted(own, peer, &ts.filter, ts.fsic_v2)?;
-    // Under the profile lock: no version can change between copying the records and copying their counters.
-    let (txn, _writer) = engine.begin_exclusive().await?;
+    let (txn, _writer) = engine.begin_write().await?;
     // A queuing stage run again (a resumed transfer) starts from an empty queue.
     crate::buffer::clear(&txn, &ts.id).await?;
     let total = crate::queue::queue(&txn, &ts.id, engine.profile().name(), &wanted).await?;
     txn.commit().await.context(|| "committing the queue".into())?;
     ts.records_total = Some(total);
+    ts.bytes_buffered = total.saturating_mul(crate::queue::QUEUED_BYTES);
     Ok(())
 }
 
 /// Dequeuing: the receiver merges what it received, then learns the sender's counters.
-pub(crate) async fn dequeuing(engine: &Engine, ts: &TransferSession, is_server: bool) -> Result<()> {
+pub(crate) async fn dequeuing(engine: &Engine, ts: &mut TransferSession, is_server: bool) -> Result<()> {
     if ts.is_producer(is_server) {
         return Ok(());
     }
     let sender = if is_server { &ts.client_fsic } else { &ts.server_fsic };
     crate::dequeue::dequeue(engine, &ts.id, sender, &ts.filter, ts.fsic_v2).await?;
+    ts.bytes_buffered = 0;
     Ok(())
 }
 
@@ -63,21 +65,46 @@ pub(crate) async fn deserializing(engine: &Engine, ts: &TransferSession, is_serv
 pub(crate) async fn cleanup(engine: &Engine, ts: &mut TransferSession) -> Result<()> {
     crate::buffer::clear(engine.db(), &ts.id).await?;
     ts.active = false;
+    ts.bytes_buffered = 0;
     Ok(())
 }
 
-/// Validates a chunk of received records and stages it in the buffer; counts the new ones as transferred.
+/// Validates a chunk of received records and stages the records that pass; a refused record is stored in
+/// `morango_refusedrecord` with its reason and logged, and the rest of the chunk goes on (only a malformed chunk is
+/// refused whole). The transfer's counts move in the same transaction: records received (a record sent again
+/// counts once), refused, of undeclared models, and the bytes buffered. Returns the refusals.
 pub(crate) async fn receive_chunk(
     engine: &Engine,
     ts: &mut TransferSession,
-    records: &[crate::buffer::BufferRecord],
-) -> Result<()> {
-    crate::buffer::validate(records, &ts.id, &ts.filter, engine.profile())?;
+    records: Vec<crate::buffer::BufferRecord>,
+) -> Result<Vec<Refusal>> {
+    let checked = crate::validation::check_chunk(records, &ts.id, &ts.filter, engine.profile())?;
+    for refusal in &checked.refused {
+        tracing::warn!(
+            transfer = %ts.id, record = %refusal.model_uuid, model = %refusal.model_name, reason = %refusal.reason,
+            "refused a received record"
+        );
+    }
     let (txn, _writer) = engine.begin_write().await?;
-    crate::buffer::stage(&txn, &ts.id, engine.profile().name(), records).await?;
-    // Counted from what is staged, so a chunk staged just before a crash is not fetched in vain on resume.
-    let staged = crate::queue::queued(&txn, &ts.id).await?;
+    let ids: Vec<&str> = checked.accepted.iter().map(|r| r.model_uuid.as_str()).collect();
+    let staged_before = crate::buffer::staged_among(&txn, &ts.id, &ids).await?;
+    let new: Vec<&crate::buffer::BufferRecord> =
+        checked.accepted.iter().filter(|r| !staged_before.contains(&r.model_uuid)).collect();
+    crate::buffer::stage(&txn, &ts.id, engine.profile().name(), &checked.accepted).await?;
+    let newly_refused = crate::refused::record(&txn, &ts.id, false, &checked.refused).await? as i64;
+    let unknown = new.iter().filter(|r| engine.profile().model(&r.model_name).is_none()).count() as i64;
+    if unknown > 0 {
+        let mut models: Vec<&str> = new.iter().map(|r| r.model_name.as_str()).collect();
+        models.retain(|m| engine.profile().model(m).is_none());
+        models.sort_unstable();
+        models.dedup();
+        tracing::info!(transfer = %ts.id, records = unknown, ?models, "kept records of models this side does not declare");
+    }
+    ts.records_transferred += new.len() as i64 + newly_refused;
+    ts.records_refused += newly_refused;
+    ts.records_of_unknown_models += unknown;
+    ts.bytes_buffered += new.iter().map(|r| crate::buffer::staged_bytes(r)).sum::<i64>();
+    session::save_transfer(&txn, ts).await?;
     txn.commit().await.context(|| "committing received records".into())?;
-    ts.records_transferred = staged;
-    Ok(())
+    Ok(checked.refused)
 }

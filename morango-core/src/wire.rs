@@ -190,6 +190,9 @@ pub struct TransferSessionPatch {
     /// Informational byte counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<i64>,
+    /// Records the client refused (pull; a morango-rs field, which Python servers ignore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_refused: Option<i64>,
 }
 
 /// A transfer session as the API shows it (§2.8).
@@ -207,6 +210,12 @@ pub struct TransferSessionWire {
     pub records_transferred: i64,
     /// Records queued, once known.
     pub records_total: Option<i64>,
+    /// Received records the receiver refused (a morango-rs field; Python peers neither send nor read it).
+    #[serde(default)]
+    pub records_refused: i64,
+    /// Received records of models the receiver does not declare (a morango-rs field).
+    #[serde(default)]
+    pub records_of_unknown_models: i64,
     /// Informational.
     #[serde(default)]
     pub bytes_received: i64,
@@ -234,6 +243,8 @@ impl From<&TransferSession> for TransferSessionWire {
             push: ts.push,
             records_transferred: ts.records_transferred,
             records_total: ts.records_total,
+            records_refused: ts.records_refused,
+            records_of_unknown_models: ts.records_of_unknown_models,
             bytes_received: 0,
             bytes_sent: 0,
             sync_session: ts.sync_session_id.clone(),
@@ -264,6 +275,9 @@ impl TransferSessionWire {
             active: self.active,
             records_transferred: self.records_transferred,
             records_total: self.records_total,
+            records_refused: self.records_refused,
+            records_of_unknown_models: self.records_of_unknown_models,
+            bytes_buffered: 0,
             client_fsic: self.client_fsic.clone(),
             server_fsic: self.server_fsic.clone(),
             fsic_v2,
@@ -284,6 +298,15 @@ pub struct BufferPage {
     pub previous: Option<String>,
     /// The records.
     pub results: Vec<crate::buffer::BufferRecord>,
+}
+
+/// `POST buffers/` answer of a morango-rs server (201): the records of the chunk it refused, with why. Python
+/// Morango answers with an empty body, and its clients do not read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAnswer {
+    /// The refused records.
+    #[serde(default)]
+    pub refused: Vec<crate::refused::Refusal>,
 }
 
 /// `POST certificates/` body (a certificate signing request).

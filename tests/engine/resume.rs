@@ -16,7 +16,7 @@ use crate::support::{Backend, Peer};
 
 on_both_backends!(
     an_interrupted_pull_resumes_from_its_stored_stage,
-    a_pull_whose_last_chunk_was_staged_but_not_counted_resumes,
+    a_staged_page_is_counted_with_it_and_the_pull_resumes_after_it,
     a_push_interrupted_after_queuing_resumes,
 );
 
@@ -68,7 +68,7 @@ impl SyncPeer for Flaky<'_> {
         }
         self.inner.pull_buffers(id, offset, limit).await
     }
-    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> morango::Result<()> {
+    async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> morango::Result<Vec<morango::Refusal>> {
         self.inner.push_buffers(id, records).await
     }
     async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
@@ -108,13 +108,19 @@ async fn an_interrupted_pull_resumes_from_its_stored_stage(backend: Backend) {
     b.finish().await;
 }
 
-async fn a_pull_whose_last_chunk_was_staged_but_not_counted_resumes(backend: Backend) {
+async fn a_staged_page_is_counted_with_it_and_the_pull_resumes_after_it(backend: Backend) {
     let (a, b, _) = server_and_client(backend).await;
     let flaky = Flaky::once_at(&a.engine, TransferStage::Transferring);
     let session = SyncClient::connect(&b.engine, &flaky, Capabilities::all()).await.unwrap();
     assert!(session.pull(&Filter::everything()).await.is_err(), "dropped after staging the first page");
-    // As if the process died between staging the page and recording its count.
-    b.db().execute_unprepared("UPDATE morango_transfersession SET records_transferred = 0").await.unwrap();
+    // The page and its count were committed together: the resumed pull asks for the next page.
+    let counted = b.db().query_one_raw(sea_orm::Statement::from_string(
+        b.backend(),
+        "SELECT records_transferred AS n, (SELECT COUNT(*) FROM morango_buffer) AS staged FROM morango_transfersession",
+    ));
+    let counted = counted.await.unwrap().unwrap();
+    let (n, staged): (i64, i64) = (counted.try_get("", "n").unwrap(), counted.try_get("", "staged").unwrap());
+    assert_eq!((n, staged), (3, 3));
     let report = session.pull(&Filter::everything()).await.expect("the resumed pull completes");
     assert_eq!(report.records_transferred, 10);
     assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 9);

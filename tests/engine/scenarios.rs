@@ -487,7 +487,7 @@ async fn a_sender_fsic_outside_the_filter_is_refused(backend: Backend) {
         client_fsic: "{}".into(),
         fsic_v2: true,
     };
-    let ts = morango::server::create_transfer(&server.engine, &request).await.unwrap();
+    let ts = morango::server::create_transfer(&server.engine, &request, &Default::default()).await.unwrap();
     let claim = format!(r#"{{"super": {{}}, "sub": {{"": {{"{}": 1000000}}}}}}"#, "c".repeat(32));
     let serializing =
         StageRequest { stage: Some(TransferStage::Serializing), client_fsic: Some(claim), ..Default::default() };

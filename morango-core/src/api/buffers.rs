@@ -10,7 +10,7 @@ use super::extract::{Body, QueryMap, json_value};
 use super::{ApiError, ApiResult, State, check_id};
 use crate::buffer::BufferRecord;
 use crate::server::{self, MAX_PAGE};
-use crate::wire::BufferPage;
+use crate::wire::{BufferPage, PushAnswer};
 
 /// `GET buffers/?transfer_session_id=…&limit=…&offset=…`: a page with `limit` (DRF's limit/offset shape),
 /// the whole queue as a bare list without it — if it is small enough.
@@ -51,8 +51,9 @@ fn page_url(uri: &Uri, headers: &HeaderMap, id: &str, limit: i64, offset: i64) -
     format!("http://{host}{}?limit={limit}&offset={offset}&transfer_session_id={id}", uri.path())
 }
 
-/// `POST buffers/`: a JSON list of records (or one record), gzipped when the sender says so.
-pub(super) async fn push(state: State, head: RequestHead, Body(body): Body) -> ApiResult<StatusCode> {
+/// `POST buffers/`: a JSON list of records (or one record), gzipped when the sender says so. 201 with the records
+/// refused (each with its reason); the rest of the chunk is stored.
+pub(super) async fn push(state: State, head: RequestHead, Body(body): Body) -> ApiResult<(StatusCode, Json<PushAnswer>)> {
     let api = &state.0;
     let value = json_value(&head.headers, &body, api.settings().max_body_bytes)?;
     let records: Vec<BufferRecord> = match value {
@@ -74,6 +75,6 @@ pub(super) async fn push(state: State, head: RequestHead, Body(body): Body) -> A
     }
     let ts = server::transfer_session(api.engine(), &id).await?;
     authorize(api, &ts.sync_session_id, &head, &body).await?;
-    server::receive(api.engine(), &id, &records).await?;
-    Ok(StatusCode::CREATED)
+    let (_, refused) = server::receive(api.engine(), &id, records, &api.settings().transfer_limits).await?;
+    Ok((StatusCode::CREATED, Json(PushAnswer { refused })))
 }

@@ -68,6 +68,7 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Session(_) => StatusCode::CONFLICT,
+            Error::Capacity(_) => StatusCode::INSUFFICIENT_STORAGE,
             // Two requests raced to create the same row: the loser is told, the server is fine.
             Error::Db { source, .. } if matches!(source.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 return ApiError::new(StatusCode::CONFLICT, "a concurrent request created the same object; try again");
@@ -81,7 +82,7 @@ impl From<Error> for ApiError {
         }
         match error {
             // Morango's own wording, without the engine's "forbidden: " prefix (clients match on these texts).
-            Error::Forbidden(message) | Error::NotFound(message) | Error::Session(message) => {
+            Error::Forbidden(message) | Error::NotFound(message) | Error::Session(message) | Error::Capacity(message) => {
                 ApiError::new(status, message)
             }
             other => ApiError::new(status, other.to_string()),

@@ -47,6 +47,8 @@ pub struct ServerSettings {
     /// The longest a client may take to send a request body (408 after it), so stalled senders do not hold the
     /// server's connections forever.
     pub body_timeout: Duration,
+    /// How long unfinished transfers may sit idle, and how many bytes one certificate's may buffer.
+    pub transfer_limits: crate::server::TransferLimits,
 }
 
 impl Default for ServerSettings {
@@ -59,6 +61,7 @@ impl Default for ServerSettings {
             instance_info: Map::new(),
             max_body_bytes: 32 * 1024 * 1024,
             body_timeout: Duration::from_secs(120),
+            transfer_limits: crate::server::TransferLimits::default(),
         }
     }
 }

@@ -34,7 +34,7 @@ pub(super) async fn create(
         client_fsic: body.client_fsic,
         fsic_v2: caps.has(capabilities::FSIC_V2_FORMAT),
     };
-    let mut ts = server::create_transfer(api.engine(), &request).await?;
+    let mut ts = server::create_transfer(api.engine(), &request, &api.settings().transfer_limits).await?;
     if request.push && body.records_total.is_some() {
         let total = StageRequest { records_total: body.records_total, ..Default::default() };
         ts = server::proceed_to(api.engine(), &ts.id, &total).await?;
@@ -80,6 +80,7 @@ pub(super) async fn update(
         client_fsic: patch.client_fsic,
         records_total: patch.records_total,
         records_transferred: patch.records_transferred,
+        records_refused: patch.records_refused,
     };
     let ts = server::proceed_to(api.engine(), &id, &request).await?;
     Ok(Json((&ts).into()))

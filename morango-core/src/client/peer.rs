@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::peer::Peer;
 use crate::server::{StageRequest, TransferRequest};
 use crate::session::TransferSession;
-use crate::wire::{BufferPage, TransferSessionPatch, TransferSessionRequest, TransferSessionWire};
+use crate::refused::Refusal;
+use crate::wire::{BufferPage, PushAnswer, TransferSessionPatch, TransferSessionRequest, TransferSessionWire};
 
 /// A Morango server reached over HTTP, within an open sync session.
 pub struct HttpPeer {
@@ -82,6 +83,7 @@ impl Peer for HttpPeer {
             records_transferred: request.records_transferred,
             bytes_sent: None,
             bytes_received: None,
+            records_refused: request.records_refused,
         };
         let stage = self.http.stage_timeout();
         let path = format!("transfersessions/{id}/");
@@ -101,13 +103,20 @@ impl Peer for HttpPeer {
         records.map_err(|e| Error::Invalid(format!("the server sent malformed records: {e}")))
     }
 
-    async fn push_buffers(&self, _id: &str, records: &[BufferRecord]) -> Result<()> {
+    async fn push_buffers(&self, _id: &str, records: &[BufferRecord]) -> Result<Vec<Refusal>> {
         let body = if self.capabilities.has(capabilities::GZIP_BUFFER_POST) {
             Body::Gzip(&records)
         } else {
             Body::Json(&records)
         };
-        self.http.send(Method::POST, "buffers/", body, |r| r).await.map(|_| ())
+        let answer = self.http.send(Method::POST, "buffers/", body, |r| r).await?;
+        // A morango-rs server lists the records it refused; Python Morango answers with an empty body.
+        if answer.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice::<PushAnswer>(&answer)
+            .map(|answer| answer.refused)
+            .map_err(|e| Error::Invalid(format!("the server answered a push with unreadable JSON: {e}")))
     }
 
     async fn close_transfer_session(&self, id: &str) -> Result<()> {

@@ -543,10 +543,12 @@ async fn cleanup_syncs(engine: &Engine, args: &CleanupArgs, out: &mut (impl Writ
     writeln!(out, "Cleaned up sessions idle for more than {}:", format_duration(args.older_than))?;
     for (what, count) in [
         ("transfer sessions closed", report.transfer_sessions),
+        ("queued records deleted", report.queued),
         ("buffered records deleted", report.buffers),
         ("buffered record-max-counters deleted", report.record_max_counter_buffers),
         ("sync sessions closed", report.sync_sessions),
         ("expired nonces deleted", report.nonces),
+        ("old sessions and refusals deleted", report.history),
     ] {
         writeln!(out, "  {what:<38} {count}")?;
     }

@@ -34,6 +34,7 @@ pub fn expand(plan: &ModelPlan<'_>) -> TokenStream {
             }
         }
     });
+    let record_identity = record_identity(plan);
     let bookkeeping = bookkeeping(plan);
     let to_record = to_record(plan);
     let from_record = from_record(plan);
@@ -73,8 +74,55 @@ pub fn expand(plan: &ModelPlan<'_>) -> TokenStream {
             #to_record
             #from_record
             #resolve_conflict
+            #record_identity
         }
     }
+}
+
+/// `record_identity` reading only the template fields from the record JSON, when both the partition and the source
+/// id are templates over synced fields; otherwise the trait's default (the whole active model, then the functions).
+fn record_identity(plan: &ModelPlan<'_>) -> Option<TokenStream> {
+    let partition = match &plan.partition {
+        IdSource::Template(_, pieces) => record_template(plan, pieces)?,
+        IdSource::Function(_) => return None,
+    };
+    let source_id = match &plan.source_id {
+        None => quote!(::core::option::Option::None),
+        Some(IdSource::Template(_, pieces)) => {
+            let text = record_template(plan, pieces)?;
+            quote!(::core::option::Option::Some(#text))
+        }
+        Some(IdSource::Function(_)) => return None,
+    };
+    Some(quote! {
+        fn record_identity(
+            record: &::morango::Record,
+        ) -> ::core::result::Result<::morango::RecordIdentity, ::morango::IdError> {
+            ::core::result::Result::Ok(::morango::RecordIdentity { partition_template: #partition, source_id: #source_id })
+        }
+    })
+}
+
+/// A block building a template's text from record JSON; `None` when a piece is not a synced field.
+fn record_template(plan: &ModelPlan<'_>, pieces: &[TemplatePiece<'_>]) -> Option<TokenStream> {
+    let mut pushes = Vec::new();
+    for piece in pieces {
+        pushes.push(match piece {
+            TemplatePiece::Text(text) => quote!(text.push_str(#text);),
+            TemplatePiece::Field(ident, name) => {
+                let field = plan.synced.iter().find(|f| f.ident == *ident)?;
+                let (key, ty) = (&field.key, field.ty);
+                quote! {
+                    text.push_str(&::morango::__private::record_template_field::<#ty>(record, #key, #name)?);
+                }
+            }
+        });
+    }
+    Some(quote! {{
+        let mut text = ::std::string::String::new();
+        #(#pushes)*
+        text
+    }})
 }
 
 fn partition_body(source: &IdSource<'_>) -> TokenStream {

@@ -259,7 +259,7 @@ async fn a_user_sync_gets_a_single_user_certificate_and_only_that_users_data(bac
     office.finish().await;
 }
 
-/// A pull whose server side queued its records (buffers and counter buffers filled) and was then left alone.
+/// A pull whose server side queued its records (their ids in the transfer's queue) and was then left alone.
 struct Queued {
     sync_session: String,
     transfer: String,
@@ -276,7 +276,7 @@ async fn queued_pull(engine: &Engine, filter: &Filter) -> Queued {
         client_fsic: "{}".into(),
         fsic_v2: true,
     };
-    let transfer = server::create_transfer(engine, &request).await.unwrap().id;
+    let transfer = server::create_transfer(engine, &request, &Default::default()).await.unwrap().id;
     let empty_fsic = r#"{"super": {}, "sub": {}}"#.to_owned();
     let stage =
         StageRequest { stage: Some(TransferStage::Queuing), client_fsic: Some(empty_fsic), ..Default::default() };
@@ -320,10 +320,8 @@ async fn cleanup_removes_abandoned_transfers_and_their_buffers_but_not_fresh_one
     let filter = Filter::new([facility.id.clone()]);
     let abandoned = queued_pull(&office.engine, &filter).await;
     let fresh = queued_pull(&office.engine, &filter).await;
-    for table in ["morango_buffer", "morango_recordmaxcounterbuffer"] {
-        assert_eq!(count(office.db(), table, &abandoned.transfer).await, 3, "{table}");
-        assert_eq!(count(office.db(), table, &fresh.transfer).await, 3, "{table}");
-    }
+    assert_eq!(count(office.db(), "morango_transferqueue", &abandoned.transfer).await, 3);
+    assert_eq!(count(office.db(), "morango_transferqueue", &fresh.transfer).await, 3);
     idle_for(office.db(), "morango_transfersession", &abandoned.transfer, 7).await;
     idle_for(office.db(), "morango_syncsession", &abandoned.sync_session, 7).await;
     // An idle sync session whose transfer is busy stays open.
@@ -333,14 +331,13 @@ async fn cleanup_removes_abandoned_transfers_and_their_buffers_but_not_fresh_one
     let out = run(&command, &["--db", "server", "cleanup-syncs"]).await.expect("cleanup");
     let expected = "Cleaned up sessions idle for more than 6h:\n\
                     \x20 transfer sessions closed               1\n\
-                    \x20 buffered records deleted               3\n\
-                    \x20 buffered record-max-counters deleted   3\n\
+                    \x20 queued records deleted                 3\n\
+                    \x20 buffered records deleted               0\n\
+                    \x20 buffered record-max-counters deleted   0\n\
                     \x20 sync sessions closed                   1\n";
     assert!(out.starts_with(expected), "{out}");
-    for table in ["morango_buffer", "morango_recordmaxcounterbuffer"] {
-        assert_eq!(count(office.db(), table, &abandoned.transfer).await, 0, "{table}");
-        assert_eq!(count(office.db(), table, &fresh.transfer).await, 3, "{table}");
-    }
+    assert_eq!(count(office.db(), "morango_transferqueue", &abandoned.transfer).await, 0);
+    assert_eq!(count(office.db(), "morango_transferqueue", &fresh.transfer).await, 3);
     assert!(!active(office.db(), "morango_transfersession", &abandoned.transfer).await);
     assert!(!active(office.db(), "morango_syncsession", &abandoned.sync_session).await);
     assert!(active(office.db(), "morango_transfersession", &fresh.transfer).await);
@@ -349,7 +346,7 @@ async fn cleanup_removes_abandoned_transfers_and_their_buffers_but_not_fresh_one
     // A shorter expiration catches the other one too.
     let out = run(&command, &["--db", "server", "cleanup-syncs", "--older-than", "0s"]).await.expect("cleanup");
     assert!(out.contains("transfer sessions closed               1\n"), "{out}");
-    assert_eq!(count(office.db(), "morango_buffer", &fresh.transfer).await, 0);
+    assert_eq!(count(office.db(), "morango_transferqueue", &fresh.transfer).await, 0);
     assert!(!active(office.db(), "morango_syncsession", &fresh.sync_session).await);
     office.finish().await;
 }

@@ -248,7 +248,7 @@ impl morango::peer::Peer for CutAfter<'_> {
         }
         self.inner.pull_buffers(id, offset, limit).await
     }
-    async fn push_buffers(&self, id: &str, records: &[morango::BufferRecord]) -> morango::Result<()> {
+    async fn push_buffers(&self, id: &str, records: &[morango::BufferRecord]) -> morango::Result<Vec<morango::Refusal>> {
         self.inner.push_buffers(id, records).await
     }
     async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
