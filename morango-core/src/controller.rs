@@ -196,33 +196,29 @@ impl<'a> SyncClient<'a> {
 
     async fn transfer(&self, filter: &Filter, push: bool) -> Result<TransferReport> {
         crate::server::check_filter(filter)?;
-        let mut ts = match session::active_transfer(self.engine.db(), &self.sync_session_id, push).await? {
+        let (mut ts, resumed) = match session::active_transfer(self.engine.db(), &self.sync_session_id, push).await? {
             // An interrupted transfer: continue where it stopped.
             Some(mut ts) if ts.filter == *filter => {
                 if ts.status != TransferStatus::Completed {
                     ts.status = TransferStatus::Pending;
                 }
-                ts
+                (ts, true)
             }
-            _ => TransferSession {
-                id: ids::random_id(),
-                sync_session_id: self.sync_session_id.clone(),
-                filter: filter.clone(),
-                push,
-                active: true,
-                records_transferred: 0,
-                records_total: None,
-                records_refused: 0,
-                records_of_unknown_models: 0,
-                bytes_buffered: 0,
-                client_fsic: "{}".into(),
-                server_fsic: "{}".into(),
-                fsic_v2: self.capabilities.has(capabilities::FSIC_V2_FORMAT),
-                stage: TransferStage::Initializing,
-                status: TransferStatus::Pending,
-            },
+            Some(mut other) => {
+                self.abandon(&mut other).await?;
+                (self.new_transfer(filter, push), false)
+            }
+            None => (self.new_transfer(filter, push), false),
         };
-        match self.run(&mut ts).await {
+        let mut result = self.run(&mut ts).await;
+        if resumed && result.as_ref().is_err_and(Error::is_not_found) {
+            // The peer closed it meanwhile (it was idle too long there): start over.
+            tracing::info!(transfer = %ts.id, "the peer no longer has the unfinished transfer; starting it over");
+            self.abandon(&mut ts).await?;
+            ts = self.new_transfer(filter, push);
+            result = self.run(&mut ts).await;
+        }
+        match result {
             Ok(()) => Ok(TransferReport {
                 transfer_session_id: ts.id.clone(),
                 push,
@@ -242,6 +238,35 @@ impl<'a> SyncClient<'a> {
         }
     }
 
+    fn new_transfer(&self, filter: &Filter, push: bool) -> TransferSession {
+        TransferSession {
+            id: ids::random_id(),
+            sync_session_id: self.sync_session_id.clone(),
+            filter: filter.clone(),
+            push,
+            active: true,
+            records_transferred: 0,
+            records_total: None,
+            records_refused: 0,
+            records_of_unknown_models: 0,
+            bytes_buffered: 0,
+            client_fsic: "{}".into(),
+            server_fsic: "{}".into(),
+            fsic_v2: self.capabilities.has(capabilities::FSIC_V2_FORMAT),
+            stage: TransferStage::Initializing,
+            status: TransferStatus::Pending,
+        }
+    }
+
+    /// Gives up an unfinished transfer on this side: its buffers go, it is closed.
+    async fn abandon(&self, ts: &mut TransferSession) -> Result<()> {
+        transfer::cleanup(self.engine, ts).await?;
+        if session::transfer_session(self.engine.db(), &ts.id).await?.is_some() {
+            session::save_transfer(self.engine.db(), ts).await?;
+        }
+        Ok(())
+    }
+
     /// Runs every stage from the transfer's current one: local part, then the peer's part.
     async fn run(&self, ts: &mut TransferSession) -> Result<()> {
         for stage in TransferStage::ALL {
@@ -254,6 +279,7 @@ impl<'a> SyncClient<'a> {
             if stage != TransferStage::Initializing {
                 session::save_transfer(self.engine.db(), ts).await?;
             }
+            crate::fault::point(&format!("{stage}.start"));
             match stage {
                 TransferStage::Initializing => self.initializing(ts).await?,
                 TransferStage::Serializing => self.serializing(ts).await?,
@@ -271,6 +297,7 @@ impl<'a> SyncClient<'a> {
                     self.peer.close_transfer_session(&ts.id).await?;
                 }
             }
+            crate::fault::point(&format!("{stage}.end"));
             ts.status = TransferStatus::Completed;
             session::save_transfer(self.engine.db(), ts).await?;
             self.emit(&ts.id, ts.push, stage, Progress::Completed);
@@ -416,6 +443,7 @@ impl<'a> SyncClient<'a> {
             if page.is_empty() {
                 return Err(Error::Session(format!("the queue of transfer {} ended before {total} records", ts.id)));
             }
+            crate::fault::point("send");
             let refused = self.peer.push_buffers(&ts.id, &page).await?;
             for refusal in &refused {
                 tracing::warn!(

@@ -133,6 +133,7 @@ pub(crate) async fn dequeue(
         Vec::new()
     };
     crate::dmc::raise_claimed(&txn, &updates).await?;
+    crate::fault::point("dequeue.commit");
     txn.commit().await.context(|| "committing the dequeue".into())?;
     Ok(report)
 }

@@ -45,6 +45,7 @@ pub(crate) async fn deserialize(engine: &Engine, filter: Option<&Filter>) -> Res
         apply_rows(&txn, engine, *model, filter, &mut report).await?;
     }
     Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
+    crate::fault::point("deserialize.commit");
     txn.commit().await.context(|| "committing deserialization".into())?;
     Ok(report)
 }

@@ -71,10 +71,85 @@ pub enum Error {
     },
 }
 
+/// A failure of the database's storage rather than of the request: the disk is full, the database is read-only, or
+/// it cannot be reached. A server answers these with 507 or 503 and says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// No space left (SQLite `SQLITE_FULL`, PostgreSQL class 53: `disk_full`, `insufficient_resources`, …).
+    Full,
+    /// The database refuses writes (SQLite `SQLITE_READONLY`, PostgreSQL `read_only_sql_transaction`).
+    ReadOnly,
+    /// The database cannot be reached or read (I/O errors, a pool that gives no connection, busy beyond waiting).
+    Unavailable,
+}
+
+impl StorageFailure {
+    /// Says what failed, for an operator and a client.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StorageFailure::Full => "the server's database is out of space",
+            StorageFailure::ReadOnly => "the server's database is read-only",
+            StorageFailure::Unavailable => "the server's database is unavailable",
+        }
+    }
+}
+
+impl Error {
+    /// The storage failure behind a database error, if it is one (see [`StorageFailure`]).
+    pub fn storage_failure(&self) -> Option<StorageFailure> {
+        use sea_orm::{RuntimeErr, sqlx};
+        let Error::Db { source, .. } = self else { return None };
+        let runtime = match source {
+            DbErr::ConnectionAcquire(_) => return Some(StorageFailure::Unavailable),
+            DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+            _ => return None,
+        };
+        let RuntimeErr::SqlxError(error) = runtime else { return None };
+        match &**error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                Some(StorageFailure::Unavailable)
+            }
+            sqlx::Error::Database(error) => classify(error.code().as_deref().unwrap_or_default()),
+            _ => None,
+        }
+    }
+
+    /// True when the peer (or this database) does not know the session or object asked for: `NotFound`, or a
+    /// remote 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_) | Error::Remote { status: 404, .. })
+    }
+
+    /// True when the peer could not be reached or the connection broke: the sync can be resumed later.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport { .. })
+    }
+}
+
 #[cfg(feature = "network")]
 impl From<crate::certificate::CertificateError> for Error {
     fn from(error: crate::certificate::CertificateError) -> Self {
         Error::Certificate(Box::new(error))
+    }
+}
+
+/// A database error code: SQLite's (extended) result code as a number, or PostgreSQL's SQLSTATE.
+fn classify(code: &str) -> Option<StorageFailure> {
+    if let Ok(sqlite) = code.parse::<i32>() {
+        return match sqlite & 0xff {
+            13 => Some(StorageFailure::Full),                     // SQLITE_FULL
+            8 => Some(StorageFailure::ReadOnly),                  // SQLITE_READONLY
+            5 | 6 | 10 | 14 => Some(StorageFailure::Unavailable), // BUSY, LOCKED, IOERR, CANTOPEN
+            _ => None,
+        };
+    }
+    match code {
+        "25006" => Some(StorageFailure::ReadOnly),
+        _ if code.starts_with("53") => Some(StorageFailure::Full),
+        _ if code.starts_with("58") || code.starts_with("08") || code.starts_with("57P") => {
+            Some(StorageFailure::Unavailable)
+        }
+        _ => None,
     }
 }
 

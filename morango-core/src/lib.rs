@@ -25,6 +25,7 @@ mod dmc;
 mod engine;
 pub mod error;
 pub mod events;
+mod fault;
 pub mod filter;
 pub mod fsic;
 pub mod graph;
@@ -62,16 +63,16 @@ pub use controller::{SyncClient, SyncOptions, SyncReport, TransferReport, sync_l
 pub use dequeue::DequeueReport;
 pub use deserialize::DeserializeReport;
 pub use engine::{DEFAULT_CHUNK_SIZE, Engine};
-pub use error::{Error, Result};
+pub use error::{Error, Result, StorageFailure};
 pub use events::{Progress, SyncEvent};
 pub use filter::Filter;
 pub use instance::Instance;
 pub use model::{
-    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, RecordIdentity, Resolution, SyncDefault,
-    Syncable, TemplateValue,
+    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, RecordIdentity, Resolution,
+    SyncDefault, Syncable, TemplateValue,
 };
 pub use profile::Profile;
-pub use refused::{RefusedRecord, Refusal, refused_records};
+pub use refused::{Refusal, RefusedRecord, refused_records};
 pub use registry::{assign_ids, insert_many};
 #[cfg(feature = "network")]
 pub use scope::ScopeDefinition;

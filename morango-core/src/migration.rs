@@ -111,11 +111,26 @@ impl MigrationTrait for FieldReady {
             stmt
         };
         for index in [
-            index("morango_refusedrecord_record", T::RefusedRecord, &["transfer_session_id", "model_uuid", "by_peer"], true),
+            index(
+                "morango_refusedrecord_record",
+                T::RefusedRecord,
+                &["transfer_session_id", "model_uuid", "by_peer"],
+                true,
+            ),
             index("morango_refusedrecord_time", T::RefusedRecord, &["refused_at"], false),
             index("morango_transferqueue_record", T::TransferQueue, &["transfer_session_id", "model_uuid"], true),
-            index("morango_transfersession_activity", T::TransferSession, &["active", "last_activity_timestamp"], false),
-            index("morango_syncsession_client", T::SyncSession, &["client_instance_id", "client_certificate_id"], false),
+            index(
+                "morango_transfersession_activity",
+                T::TransferSession,
+                &["active", "last_activity_timestamp"],
+                false,
+            ),
+            index(
+                "morango_syncsession_client",
+                T::SyncSession,
+                &["client_instance_id", "client_certificate_id"],
+                false,
+            ),
         ] {
             manager.create_index(index).await?;
         }
@@ -127,7 +142,9 @@ impl MigrationTrait for FieldReady {
             manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         for column in ["records_refused", "records_of_unknown_models", "bytes_buffered"] {
-            manager.alter_table(Table::alter().table(T::TransferSession).drop_column(Alias::new(column)).to_owned()).await?;
+            manager
+                .alter_table(Table::alter().table(T::TransferSession).drop_column(Alias::new(column)).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -92,7 +92,10 @@ pub trait Syncable:
     /// [`Syncable::partition_template`] and [`Syncable::source_id`] (for `partition_fn` / `source_id_fn`).
     fn record_identity(record: &Record) -> Result<RecordIdentity, IdError> {
         let model = Self::from_record(record).map_err(|errors| IdError::Custom(errors.to_string()))?;
-        Ok(RecordIdentity { partition_template: Self::partition_template(&model)?, source_id: Self::source_id(&model)? })
+        Ok(RecordIdentity {
+            partition_template: Self::partition_template(&model)?,
+            source_id: Self::source_id(&model)?,
+        })
     }
 }
 

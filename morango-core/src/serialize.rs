@@ -37,6 +37,7 @@ pub(crate) async fn serialize(engine: &Engine, filter: Option<&Filter>) -> Resul
     Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     let report = serialize_in(&txn, engine, filter).await?;
     Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
+    crate::fault::point("serialize.commit");
     txn.commit().await.context(|| "committing serialization".into())?;
     Ok(report)
 }

@@ -68,6 +68,25 @@ pub struct StageRequest {
     pub records_refused: Option<i64>,
 }
 
+/// The longest instance JSON accepted from a client.
+pub const MAX_INSTANCE_JSON: usize = 64 * 1024;
+
+/// A client's instance JSON (spec §4.3): a JSON object of at most [`MAX_INSTANCE_JSON`] bytes whose `id` is an
+/// instance id. Its other keys are the client's business (Kolibri adds its version).
+pub fn check_instance_json(text: &str) -> Result<()> {
+    if text.len() > MAX_INSTANCE_JSON {
+        return Err(Error::Invalid(format!("the instance JSON is longer than {MAX_INSTANCE_JSON} bytes")));
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(instance)) => match instance.get("id").and_then(serde_json::Value::as_str) {
+            Some(id) if is_valid_id(id) => Ok(()),
+            _ => Err(Error::Invalid("the instance JSON needs an `id` of 32 lowercase hex characters".into())),
+        },
+        Ok(_) => Err(Error::Invalid("the instance JSON must be a JSON object".into())),
+        Err(error) => Err(Error::Invalid(format!("the instance JSON is not JSON: {error}"))),
+    }
+}
+
 /// Opens the server side of a sync session; returns the server's instance JSON.
 pub async fn open_sync_session(
     engine: &Engine,
@@ -78,6 +97,7 @@ pub async fn open_sync_session(
     if !is_valid_id(id) {
         return Err(Error::Invalid("sync session ids are 32 lowercase hex characters".into()));
     }
+    check_instance_json(client_instance_json)?;
     let server_instance_json = engine.instance().to_json(&Default::default());
     session::create_sync_session(
         engine.db(),
@@ -199,7 +219,10 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
         ts.stage = stage;
         ts.status = TransferStatus::Started;
         emit(engine, &ts, Progress::Started);
-        match run_stage(engine, &mut ts, request).await {
+        crate::fault::point(&format!("{stage}.start"));
+        let outcome = run_stage(engine, &mut ts, request).await;
+        crate::fault::point(&format!("{stage}.end"));
+        match outcome {
             Ok(status) => ts.status = status,
             Err(error) => {
                 ts.status = TransferStatus::Errored;
@@ -282,6 +305,7 @@ pub async fn buffers(engine: &Engine, id: &str, offset: i64, limit: i64) -> Resu
     }) {
         page.truncate(cut.max(1));
     }
+    crate::fault::point("page");
     Ok(page)
 }
 

@@ -146,6 +146,38 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
     })
 }
 
+/// The most recent network sync session this database opened as a client with this server and certificates that has
+/// an unfinished transfer; any older such sessions are closed (their buffers dropped), so at most one is kept.
+pub(crate) async fn unfinished_client_session<C: ConnectionTrait>(
+    db: &C,
+    server_instance_id: &str,
+    client_certificate_id: &str,
+    server_certificate_id: &str,
+) -> Result<Option<String>> {
+    let rows = sql::query(
+        db,
+        "looking for an unfinished sync",
+        "SELECT s.id FROM morango_syncsession s WHERE s.active = $1 AND s.is_server = $2 \
+         AND s.server_instance_id = $3 AND s.client_certificate_id = $4 AND s.server_certificate_id = $5 \
+         AND EXISTS (SELECT 1 FROM morango_transfersession t WHERE t.sync_session_id = s.id AND t.active = $1) \
+         ORDER BY s.last_activity_timestamp DESC",
+        vec![
+            true.into(),
+            false.into(),
+            text(server_instance_id),
+            text(client_certificate_id),
+            text(server_certificate_id),
+        ],
+    )
+    .await?;
+    let mut ids = rows.iter().map(|row| get::<String>(row, "id")).collect::<Result<Vec<_>>>()?.into_iter();
+    let newest = ids.next();
+    for stale in ids {
+        close_sync_session(db, &stale).await?;
+    }
+    Ok(newest)
+}
+
 /// Records the sequence number of a signed request; false when it does not exceed the last one (a replay).
 pub(crate) async fn advance_sequence<C: ConnectionTrait>(db: &C, id: &str, sequence: i64) -> Result<bool> {
     let updated = sql::exec(
@@ -195,8 +227,7 @@ pub(crate) async fn superseded_by<C: ConnectionTrait>(
     new: &TransferSession,
 ) -> Result<Vec<String>> {
     let Some(instance) = instance_id(&session.client_instance_json) else { return Ok(Vec::new()) };
-    let mut values =
-        vec![true.into(), new.push.into(), text(new.filter.to_wire()), text(instance), text(&session.id)];
+    let mut values = vec![true.into(), new.push.into(), text(new.filter.to_wire()), text(instance), text(&session.id)];
     let certificate = match &session.client_certificate_id {
         Some(id) => {
             values.push(text(id));

@@ -35,6 +35,7 @@ pub(crate) async fn queuing(engine: &Engine, ts: &mut TransferSession, is_server
     // A queuing stage run again (a resumed transfer) starts from an empty queue.
     crate::buffer::clear(&txn, &ts.id).await?;
     let total = crate::queue::queue(&txn, &ts.id, engine.profile().name(), &wanted).await?;
+    crate::fault::point("queue.commit");
     txn.commit().await.context(|| "committing the queue".into())?;
     ts.records_total = Some(total);
     ts.bytes_buffered = total.saturating_mul(crate::queue::QUEUED_BYTES);
@@ -105,6 +106,7 @@ pub(crate) async fn receive_chunk(
     ts.records_of_unknown_models += unknown;
     ts.bytes_buffered += new.iter().map(|r| crate::buffer::staged_bytes(r)).sum::<i64>();
     session::save_transfer(&txn, ts).await?;
+    crate::fault::point("receive.commit");
     txn.commit().await.context(|| "committing received records".into())?;
     Ok(checked.refused)
 }

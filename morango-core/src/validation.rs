@@ -175,8 +175,13 @@ fn check_generic_id(record: &BufferRecord) -> Result<(), String> {
 
 /// The record is what its own fields say: the model computes the same partition, source id and id from them, and
 /// the copies inside the record JSON agree with the record.
-fn check_identity(record: &BufferRecord, fields: &Record, model: &dyn crate::registry::SyncableModel) -> Result<(), String> {
-    let identity = model.record_identity(fields).map_err(|e| format!("its fields give no partition or source id: {e}"))?;
+fn check_identity(
+    record: &BufferRecord,
+    fields: &Record,
+    model: &dyn crate::registry::SyncableModel,
+) -> Result<(), String> {
+    let identity =
+        model.record_identity(fields).map_err(|e| format!("its fields give no partition or source id: {e}"))?;
     let source_id = identity.source_id.as_deref().unwrap_or(&record.source_id);
     let id = model.compute_namespaced_id(&identity.partition_template, source_id);
     let partition = identity.partition_template.replace("${id}", &id);

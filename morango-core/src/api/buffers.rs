@@ -53,7 +53,11 @@ fn page_url(uri: &Uri, headers: &HeaderMap, id: &str, limit: i64, offset: i64) -
 
 /// `POST buffers/`: a JSON list of records (or one record), gzipped when the sender says so. 201 with the records
 /// refused (each with its reason); the rest of the chunk is stored.
-pub(super) async fn push(state: State, head: RequestHead, Body(body): Body) -> ApiResult<(StatusCode, Json<PushAnswer>)> {
+pub(super) async fn push(
+    state: State,
+    head: RequestHead,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<PushAnswer>)> {
     let api = &state.0;
     let value = json_value(&head.headers, &body, api.settings().max_body_bytes)?;
     let records: Vec<BufferRecord> = match value {

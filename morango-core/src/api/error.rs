@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::SqlErr;
 
-use crate::error::Error;
+use crate::error::{Error, StorageFailure};
 use crate::wire::ErrorBody;
 
 /// An HTTP error answer.
@@ -57,6 +57,14 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
+        if let Some(failure) = error.storage_failure() {
+            tracing::error!(%error, "morango API request failed: {}", failure.describe());
+            let status = match failure {
+                StorageFailure::Full => StatusCode::INSUFFICIENT_STORAGE,
+                StorageFailure::ReadOnly | StorageFailure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return ApiError::new(status, format!("{} ({error}); try again later", failure.describe()));
+        }
         if let Error::Certificate(error) = &error
             && !error.is_internal()
         {
@@ -82,9 +90,10 @@ impl From<Error> for ApiError {
         }
         match error {
             // Morango's own wording, without the engine's "forbidden: " prefix (clients match on these texts).
-            Error::Forbidden(message) | Error::NotFound(message) | Error::Session(message) | Error::Capacity(message) => {
-                ApiError::new(status, message)
-            }
+            Error::Forbidden(message)
+            | Error::NotFound(message)
+            | Error::Session(message)
+            | Error::Capacity(message) => ApiError::new(status, message),
             other => ApiError::new(status, other.to_string()),
         }
     }

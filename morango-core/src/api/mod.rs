@@ -10,6 +10,7 @@ mod certificates;
 pub mod error;
 mod extract;
 mod info;
+mod serve;
 mod sync_sessions;
 mod transfer_sessions;
 
@@ -27,6 +28,7 @@ use crate::capabilities::{self, Capabilities};
 use crate::engine::Engine;
 
 pub use error::{ApiError, ApiResult};
+pub use serve::serve;
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -49,6 +51,11 @@ pub struct ServerSettings {
     pub body_timeout: Duration,
     /// How long unfinished transfers may sit idle, and how many bytes one certificate's may buffer.
     pub transfer_limits: crate::server::TransferLimits,
+    /// The most connections [`serve`] holds open at once; more clients wait to be accepted.
+    pub max_connections: usize,
+    /// The longest [`serve`] waits for a request's headers, on a new connection and between the requests of a
+    /// kept-alive one; then the connection is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +69,8 @@ impl Default for ServerSettings {
             max_body_bytes: 32 * 1024 * 1024,
             body_timeout: Duration::from_secs(120),
             transfer_limits: crate::server::TransferLimits::default(),
+            max_connections: 512,
+            header_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -34,6 +34,7 @@ pub(super) async fn create(
     check_id(&request.client_certificate_id, "client_certificate_id")?;
     check_id(&request.server_certificate_id, "server_certificate_id")?;
     check_id(&request.nonce, "nonce")?;
+    crate::server::check_instance_json(&request.instance).map_err(ApiError::from)?;
     let refused = |error: certificate::CertificateError| {
         ApiError::certificate(
             StatusCode::FORBIDDEN,
@@ -53,7 +54,7 @@ pub(super) async fn create(
         .await?
         .filter(|cert| cert.has_private_key())
         .ok_or_else(|| ApiError::bad_request("Requested certificate does not exist!"))?;
-    if client.profile() != server.profile() {
+    if client.profile() != server.profile() || request.profile != client.profile() {
         return Err(ApiError::bad_request("Certificates must both be associated with the same profile"));
     }
     if server.profile() != api.engine().profile().name() {
@@ -83,7 +84,7 @@ pub(super) async fn create(
             client_certificate_id: Some(client.id().to_owned()),
             server_certificate_id: Some(server.id().to_owned()),
             signed_requests: signed,
-            client_instance_json: request.instance.chars().take(64 * 1024).collect(),
+            client_instance_json: request.instance.clone(),
             server_instance_json: server_instance.clone(),
             active: true,
         },

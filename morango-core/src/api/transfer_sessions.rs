@@ -24,6 +24,7 @@ pub(super) async fn create(
     let body: TransferSessionRequest = json_body(&head.headers, &raw, api.settings().max_body_bytes)?;
     check_id(&body.id, "id")?;
     check_id(&body.sync_session_id, "sync_session_id")?;
+    check_count(body.records_total, "records_total")?;
     authorize(api, &body.sync_session_id, &head, &raw).await?;
     let caps = api.effective(&peer);
     let request = TransferRequest {
@@ -45,6 +46,14 @@ pub(super) async fn create(
     }
     let status = if ts.status == TransferStatus::Completed { StatusCode::CREATED } else { StatusCode::ACCEPTED };
     Ok((status, Json((&ts).into())))
+}
+
+/// A count a client reports must not be negative.
+fn check_count(value: Option<i64>, name: &str) -> ApiResult<()> {
+    match value {
+        Some(n) if n < 0 => Err(ApiError::bad_request(format!("{name} must not be negative"))),
+        _ => Ok(()),
+    }
 }
 
 /// `GET transfersessions/<id>/`.
@@ -71,6 +80,15 @@ pub(super) async fn update(
     let ts = server::transfer_session(api.engine(), &id).await?;
     authorize(api, &ts.sync_session_id, &head, &body).await?;
     let patch: TransferSessionPatch = json_body(&head.headers, &body, api.settings().max_body_bytes)?;
+    for (value, name) in [
+        (patch.records_total, "records_total"),
+        (patch.records_transferred, "records_transferred"),
+        (patch.records_refused, "records_refused"),
+        (patch.bytes_sent, "bytes_sent"),
+        (patch.bytes_received, "bytes_received"),
+    ] {
+        check_count(value, name)?;
+    }
     let stage = match patch.transfer_stage.as_deref() {
         None => None,
         Some(name) => Some(name.parse::<TransferStage>().map_err(ApiError::bad_request)?),

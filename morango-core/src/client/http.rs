@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -263,9 +263,4 @@ fn install_crypto_provider() {
         // Another part of the program may have installed one already; either is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-/// True for a remote `404`.
-pub fn is_not_found(error: &Error) -> bool {
-    matches!(error, Error::Remote { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
 }

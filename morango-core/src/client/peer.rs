@@ -3,14 +3,14 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use super::http::{Body, Http, is_not_found};
+use super::http::{Body, Http};
 use crate::buffer::BufferRecord;
 use crate::capabilities::{self, Capabilities};
 use crate::error::{Error, Result};
 use crate::peer::Peer;
+use crate::refused::Refusal;
 use crate::server::{StageRequest, TransferRequest};
 use crate::session::TransferSession;
-use crate::refused::Refusal;
 use crate::wire::{BufferPage, PushAnswer, TransferSessionPatch, TransferSessionRequest, TransferSessionWire};
 
 /// A Morango server reached over HTTP, within an open sync session.
@@ -51,7 +51,7 @@ impl Peer for HttpPeer {
 
     async fn close_sync_session(&self, id: &str) -> Result<()> {
         match self.http.send(Method::DELETE, &format!("syncsessions/{id}/"), NoBody::None, |r| r).await {
-            Err(error) if !is_not_found(&error) => Err(error),
+            Err(error) if !error.is_not_found() => Err(error),
             _ => Ok(()),
         }
     }
@@ -126,7 +126,7 @@ impl Peer for HttpPeer {
             .send(Method::DELETE, &format!("transfersessions/{id}/"), NoBody::None, |r| r.timeout(stage))
             .await
         {
-            Err(error) if !is_not_found(&error) => Err(error),
+            Err(error) if !error.is_not_found() => Err(error),
             _ => Ok(()),
         }
     }

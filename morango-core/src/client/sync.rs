@@ -26,6 +26,7 @@ use crate::certificate::{self, Certificate};
 use crate::controller::TransferReport;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::session;
 
 /// The scope definitions a sync asks for and the names of their params. The defaults are Kolibri's
 /// (`full-facility` with `facility_id`, `single-user` with `facility_id` and `user_id`), as in
@@ -179,8 +180,12 @@ fn list(ids: &[String]) -> String {
 
 /// Syncs `engine` with the Morango server at `base_url`: pull, then push (each if asked for), within the scope of a
 /// certificate for the facility (or for one user of it). A stored certificate of this database with the same scope
-/// definition and params is reused; otherwise one is requested with `request.credentials`. The sync session is
-/// closed at the end, also when a transfer failed (an unfinished transfer is then abandoned; its sync starts over).
+/// definition and params is reused; otherwise one is requested with `request.credentials`.
+///
+/// A sync that was interrupted (the process killed, the server unreachable) is resumed: its sync session with this
+/// server and these certificates is continued, and each unfinished transfer goes on from its stored stage and
+/// offset (Kolibri's `resumesync`); a session the server no longer has is started over. The sync session is closed
+/// at the end, and when a transfer fails for another reason than the network (then its sync starts over).
 /// Progress is reported through [`Engine::subscribe`].
 pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Result<SyncOutcome, SyncError> {
     let connection =
@@ -212,7 +217,28 @@ pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Res
         }
     };
     let scope = certificate::scope_of(engine.db(), &client_certificate).await?;
-    let session = connection.open_session(&client_certificate, &server_certificate).await?;
+    let session = match session::unfinished_client_session(
+        engine.db(),
+        &server_instance_id,
+        client_certificate.id(),
+        server_certificate.id(),
+    )
+    .await?
+    {
+        Some(id) => match connection.resume_session(&id).await {
+            Ok(session) => {
+                tracing::info!(session = %id, "resuming an unfinished sync with this server");
+                session
+            }
+            Err(error) if error.is_transport() => return Err(error.into()),
+            Err(error) => {
+                tracing::info!(session = %id, %error, "the unfinished sync cannot be resumed; starting over");
+                session::close_sync_session(engine.db(), &id).await?;
+                connection.open_session(&client_certificate, &server_certificate).await?
+            }
+        },
+        None => connection.open_session(&client_certificate, &server_certificate).await?,
+    };
     let sync_session_id = session.id().to_owned();
     let client = session.client(engine);
     let transfers = async {
@@ -227,15 +253,18 @@ pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Res
         Ok::<_, Error>((pull, push))
     }
     .await;
-    let closed = client.close().await;
-    let (pull, push) = match (transfers, closed) {
-        (Ok(done), Ok(())) => done,
-        (Ok(_), Err(error)) => return Err(error.into()),
-        (Err(error), closed) => {
-            if let Err(close_error) = closed {
+    let (pull, push) = match transfers {
+        // The server could not be reached: the session stays open on both sides, and the next sync resumes it.
+        Err(error) if error.is_transport() => return Err(error.into()),
+        Err(error) => {
+            if let Err(close_error) = client.close().await {
                 tracing::warn!(%close_error, "closing the sync session after a failed transfer failed too");
             }
             return Err(error.into());
+        }
+        Ok(done) => {
+            client.close().await?;
+            done
         }
     };
     Ok(SyncOutcome {

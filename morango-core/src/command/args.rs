@@ -48,6 +48,18 @@ pub(crate) struct ServeArgs {
     /// The address to listen on (port 0: any free port; the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub bind: String,
+    /// The most connections served at once (default 512); keep it below the process's file-descriptor limit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Close a connection that sends no request headers for this long (default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Close a client's unfinished transfer idle for this long and drop its buffers (default 15m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub transfer_idle_timeout: Option<Duration>,
+    /// The most bytes the unfinished transfers of one client certificate may buffer (default 1 GiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_buffered_bytes: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -361,20 +361,22 @@ impl SyncCommand {
         };
         let mut settings = self.server_settings.clone();
         settings.instance_info.extend(self.instance_info.clone());
+        if let Some(n) = args.max_connections {
+            settings.max_connections = n as usize;
+        }
+        if let Some(timeout) = args.header_timeout {
+            settings.header_timeout = timeout;
+        }
+        if let Some(idle) = args.transfer_idle_timeout {
+            settings.transfer_limits.idle_timeout = idle;
+        }
+        if let Some(bytes) = args.max_buffered_bytes {
+            settings.transfer_limits.max_buffered_bytes_per_certificate = bytes;
+        }
         let mut events = engine.subscribe();
-        let api = MorangoApi::new(engine, settings, authority);
+        let api = MorangoApi::new(engine, settings.clone(), authority);
         let router = api::router(api.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        // Abandoned sessions and their buffers are collected while serving, so nothing grows without bound.
-        let collector = tokio::spawn(async move {
-            let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                every_hour.tick().await;
-                match crate::cleanup::cleanup_syncs(api.engine(), crate::cleanup::DEFAULT_EXPIRATION).await {
-                    Ok(report) => tracing::info!(?report, "collected abandoned syncs"),
-                    Err(error) => tracing::warn!(%error, "collecting abandoned syncs failed"),
-                }
-            }
-        });
+        let maintenance = tokio::spawn(maintain(api.clone()));
         let listener = tokio::net::TcpListener::bind(&args.bind)
             .await
             .map_err(|source| CommandError::Bind { addr: args.bind.clone(), source })?;
@@ -404,8 +406,8 @@ impl SyncCommand {
                 }
             }
         };
-        let served = axum::serve(listener, router).with_graceful_shutdown(signal).await;
-        collector.abort();
+        let served = api::serve(listener, router, &settings, signal).await;
+        maintenance.abort();
         served.map_err(CommandError::Serve)?;
         writeln!(out, "Stopped.")?;
         Ok(())
@@ -478,6 +480,36 @@ impl SyncCommand {
         let outcome = result?;
         print_outcome(&outcome, args, out)?;
         Ok(())
+    }
+}
+
+/// What a server does on its own while it serves: closes the transfers its clients left idle (dropping their
+/// buffers) and gives the space back, often; every hour, what [`cleanup::cleanup_syncs`] does (abandoned client
+/// sessions too, expired nonces, old history).
+async fn maintain(api: Arc<MorangoApi>) {
+    let idle = api.settings().transfer_limits.idle_timeout;
+    let mut often =
+        tokio::time::interval((idle / 3).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(300)));
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = often.tick() => {
+                match cleanup::expire_idle_transfers(api.engine(), idle).await {
+                    Ok(0) => {}
+                    Ok(closed) => {
+                        tracing::info!(closed, "closed idle transfers");
+                        if let Err(error) = cleanup::reclaim_space(api.engine()).await {
+                            tracing::warn!(%error, "giving space back failed");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "closing idle transfers failed"),
+                }
+            }
+            _ = hourly.tick() => match cleanup::cleanup_syncs(api.engine(), cleanup::DEFAULT_EXPIRATION).await {
+                Ok(report) => tracing::info!(?report, "collected abandoned syncs"),
+                Err(error) => tracing::warn!(%error, "collecting abandoned syncs failed"),
+            },
+        }
     }
 }
 

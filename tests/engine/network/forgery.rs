@@ -106,7 +106,9 @@ async fn a_learners_forged_records_are_refused_and_the_rest_of_her_push_is_appli
     let statement = sea_orm::Statement::from_sql_and_values(
         tablet.peer.backend(),
         match tablet.peer.backend() {
-            sea_orm::DbBackend::Postgres => "UPDATE morango_store SET serialized = $1, last_saved_counter = last_saved_counter + 100 WHERE id = $2",
+            sea_orm::DbBackend::Postgres => {
+                "UPDATE morango_store SET serialized = $1, last_saved_counter = last_saved_counter + 100 WHERE id = $2"
+            }
             _ => "UPDATE morango_store SET serialized = ?, last_saved_counter = last_saved_counter + 100 WHERE id = ?",
         },
         [forged_text.into(), mine.id.clone().into()],
@@ -115,7 +117,9 @@ async fn a_learners_forged_records_are_refused_and_the_rest_of_her_push_is_appli
     let counters = sea_orm::Statement::from_sql_and_values(
         tablet.peer.backend(),
         match tablet.peer.backend() {
-            sea_orm::DbBackend::Postgres => "UPDATE morango_recordmaxcounter SET counter = counter + 100 WHERE store_model_id = $1",
+            sea_orm::DbBackend::Postgres => {
+                "UPDATE morango_recordmaxcounter SET counter = counter + 100 WHERE store_model_id = $1"
+            }
             _ => "UPDATE morango_recordmaxcounter SET counter = counter + 100 WHERE store_model_id = ?",
         },
         [mine.id.clone().into()],
@@ -127,7 +131,10 @@ async fn a_learners_forged_records_are_refused_and_the_rest_of_her_push_is_appli
     let reason = &morango::refused_records(server.db(), Some(&pushed.transfer_session_id)).await.unwrap()[0];
     assert!(reason.refusal.reason.contains("JSON `id`"), "{reason:?}");
     assert!(log::Entity::find_by_id(again.id.clone()).one(server.db()).await.unwrap().is_some());
-    assert_eq!(log::Entity::find_by_id(bobs_log.id.clone()).one(server.db()).await.unwrap().unwrap().content, "bob's video");
+    assert_eq!(
+        log::Entity::find_by_id(bobs_log.id.clone()).one(server.db()).await.unwrap().unwrap().content,
+        "bob's video"
+    );
     assert_eq!(log::Entity::find().count(server.db()).await.unwrap(), 3, "bob's, hers and her second one");
     tablet.finish().await;
     server.finish().await;

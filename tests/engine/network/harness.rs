@@ -102,12 +102,12 @@ impl Server {
         let mut users = users;
         users.facility = Some(root.id().to_owned());
         let users = Arc::new(std::sync::RwLock::new(users));
-        let api = MorangoApi::new(engine, settings, Arc::new(SharedUsers(users.clone())));
+        let api = MorangoApi::new(engine, settings.clone(), Arc::new(SharedUsers(users.clone())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let router = wrap(api::router(api.clone()));
         let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.ok();
+            api::serve(listener, router, &settings, std::future::pending()).await.ok();
         });
         Server { api, users, url, root, facility, test_db, task }
     }

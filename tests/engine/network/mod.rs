@@ -2,6 +2,7 @@
 //! and clients that discover certificates, request one, open a session and pull and push.
 
 mod command;
+mod field;
 mod forgery;
 mod harness;
 mod security;

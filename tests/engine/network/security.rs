@@ -447,6 +447,12 @@ async fn malformed_json_and_wrong_types_are_400s_on_every_endpoint(backend: Back
         ("nonce", json!(true)),
         ("client_certificate_id", json!(1.5)),
         ("instance", json!({"id": 1})),
+        ("instance", json!("{nope")),
+        ("instance", json!("[]")),
+        ("instance", json!("{}")),
+        ("instance", json!(r#"{"id": "not an instance id"}"#)),
+        ("instance", json!(format!(r#"{{"id": "{}", "padding": "{}"}}"#, random_id(), "x".repeat(70_000)))),
+        ("profile", json!("anotherprofile")),
     ] {
         api.post("syncsessions/", &with(&handshake, key, value)).await.refused(400);
     }
@@ -470,6 +476,7 @@ async fn malformed_json_and_wrong_types_are_400s_on_every_endpoint(backend: Back
         ("sync_session_id", json!({"id": session})),
         ("client_fsic", json!({"super": {}, "sub": {}})),
         ("id", json!(12345678901234567890u64)),
+        ("records_total", json!(-1)),
     ] {
         api.post("transfersessions/", &with(&transfer, key, value)).await.refused(400);
     }
@@ -485,6 +492,9 @@ async fn malformed_json_and_wrong_types_are_400s_on_every_endpoint(backend: Back
         json!({"client_fsic": {"super": {}, "sub": {}}}),
         json!({"bytes_sent": "lots"}),
         json!({"surprise": 1}),
+        json!({"records_total": -1}),
+        json!({"records_transferred": -5}),
+        json!({"records_refused": -2}),
     ] {
         api.patch(&patch, &body).await.refused(400);
     }
@@ -784,7 +794,11 @@ async fn pushed_records_are_checked_one_by_one_and_only_a_malformed_chunk_is_ref
         ("a model_uuid not from partition, source id and model name", other_id, "does not match"),
         ("another model name", set("model_name", json!("learner")), "username"),
         ("another source id", set("source_id", json!(random_id())), "does not match"),
-        ("another partition inside the filter", set("partition", json!(format!("{root}:x"))), "fields give the partition"),
+        (
+            "another partition inside the filter",
+            set("partition", json!(format!("{root}:x"))),
+            "fields give the partition",
+        ),
         ("fields that give another partition", with_json("facility_id", json!(format!("{root}:x"))), "fields give"),
         ("another record's id inside the JSON", with_json("id", json!(random_id())), "JSON `id`"),
         ("another partition inside the JSON", with_json("_morango_partition", json!("x")), "JSON `_morango_partition`"),
@@ -848,7 +862,11 @@ async fn pushed_records_are_checked_one_by_one_and_only_a_malformed_chunk_is_ref
     api.post("buffers/", &json!([good.clone(), good.clone()])).await.refused_saying(400, "twice");
     let other = push_transfer(&api, &open(&api, &server, &client, PYTHON).await, &root, 1).await;
     api.post("buffers/", &json!([good.clone(), note(&other, &root)])).await.refused_saying(403, "same TransferSession");
-    assert_eq!(rows(server.db()).await.without("morango_transfersession", "morango_syncsession"), before.without("morango_transfersession", "morango_syncsession"), "a malformed chunk wrote something");
+    assert_eq!(
+        rows(server.db()).await.without("morango_transfersession", "morango_syncsession"),
+        before.without("morango_transfersession", "morango_syncsession"),
+        "a malformed chunk wrote something"
+    );
 
     // The good record is accepted, and sending it again changes nothing, nor counts it again.
     api.post("buffers/", &json!([good.clone()])).await.ok(201);
@@ -1426,7 +1444,10 @@ async fn a_learner_can_neither_pull_nor_push_another_learners_partitions(backend
     let bobs = record(&push, &format!("{root}:user-rw:{bob}"), "contentlog");
     let answer = api.post("buffers/", &json!([bobs])).await;
     assert!(answer.ok(201)["refused"][0]["reason"].as_str().unwrap().contains("outside"), "{}", answer.body);
-    assert_eq!(rows(server.db()).await.without("morango_refusedrecord", "morango_transfersession"), before.without("morango_refusedrecord", "morango_transfersession"));
+    assert_eq!(
+        rows(server.db()).await.without("morango_refusedrecord", "morango_transfersession"),
+        before.without("morango_refusedrecord", "morango_transfersession")
+    );
 
     // What she may pull is hers and the facility's.
     let mine = format!("{root}:user-ro:{ada}\n{root}:user-rw:{ada}\n{root}:allusers-ro");

@@ -109,9 +109,8 @@ async fn a_network_pull_cut_after_two_chunks_resumes(backend: Backend) {
     }
     let tablet = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 3).await;
     let session = tablet.open(&server).await;
-    let cut = CutAfter { inner: session.peer(), pages: 2.into() };
-    let interrupted =
-        morango::SyncClient::attach(&tablet.peer.engine, &cut, session.id().into(), cut.inner.capabilities());
+    let cut = CutAfter::new(session.peer(), 2);
+    let interrupted = morango::SyncClient::attach(&tablet.peer.engine, &cut, session.id().into(), cut.capabilities());
     assert!(interrupted.pull(&server.facility_filter()).await.is_err(), "the connection dropped after two pages");
     assert_eq!(learner::Entity::find().count(tablet.peer.db()).await.unwrap(), 0);
 
@@ -212,9 +211,21 @@ async fn server_store(server: &Server) -> Vec<(String, String, bool, bool, Strin
 }
 
 /// The server as a client sees it, with the connection dropping after a number of record pages.
-struct CutAfter<'a> {
+pub(super) struct CutAfter<'a> {
     inner: &'a morango::client::HttpPeer,
     pages: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> CutAfter<'a> {
+    /// `inner`, failing every page after the first `pages`.
+    pub(super) fn new(inner: &'a morango::client::HttpPeer, pages: usize) -> Self {
+        CutAfter { inner, pages: pages.into() }
+    }
+
+    /// The capabilities of the session.
+    pub(super) fn capabilities(&self) -> morango::capabilities::Capabilities {
+        self.inner.capabilities()
+    }
 }
 
 #[async_trait::async_trait]
@@ -248,7 +259,11 @@ impl morango::peer::Peer for CutAfter<'_> {
         }
         self.inner.pull_buffers(id, offset, limit).await
     }
-    async fn push_buffers(&self, id: &str, records: &[morango::BufferRecord]) -> morango::Result<Vec<morango::Refusal>> {
+    async fn push_buffers(
+        &self,
+        id: &str,
+        records: &[morango::BufferRecord],
+    ) -> morango::Result<Vec<morango::Refusal>> {
         self.inner.push_buffers(id, records).await
     }
     async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
