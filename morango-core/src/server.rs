@@ -357,6 +357,7 @@ pub async fn receive(
     );
     ts.stage = TransferStage::Transferring;
     ts.status = if ts.records_transferred >= ts.records_total.unwrap_or(0) {
+        crate::fault::point("transferring.end");
         TransferStatus::Completed
     } else {
         TransferStatus::Pending

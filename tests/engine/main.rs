@@ -7,6 +7,7 @@ mod concurrency;
 mod convergence;
 mod dense;
 mod examples;
+mod faults;
 mod fixtures;
 mod interop;
 mod network;
