@@ -109,7 +109,18 @@ impl Error {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
                 Some(StorageFailure::Unavailable)
             }
-            sqlx::Error::Database(error) => classify(error.code().as_deref().unwrap_or_default()),
+            sqlx::Error::Database(error) => {
+                let code = error.code().unwrap_or_default();
+                #[cfg(feature = "postgres")]
+                if error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+                    return classify_sqlstate(&code);
+                }
+                #[cfg(feature = "sqlite")]
+                if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    return classify_sqlite(&code);
+                }
+                None
+            }
             _ => None,
         }
     }
@@ -133,19 +144,24 @@ impl From<crate::certificate::CertificateError> for Error {
     }
 }
 
-/// A database error code: SQLite's (extended) result code as a number, or PostgreSQL's SQLSTATE.
-fn classify(code: &str) -> Option<StorageFailure> {
-    if let Ok(sqlite) = code.parse::<i32>() {
-        return match sqlite & 0xff {
-            13 => Some(StorageFailure::Full),                     // SQLITE_FULL
-            8 => Some(StorageFailure::ReadOnly),                  // SQLITE_READONLY
-            5 | 6 | 10 | 14 => Some(StorageFailure::Unavailable), // BUSY, LOCKED, IOERR, CANTOPEN
-            _ => None,
-        };
+/// An SQLite (extended) result code.
+#[cfg(feature = "sqlite")]
+fn classify_sqlite(code: &str) -> Option<StorageFailure> {
+    match code.parse::<i32>().ok()? & 0xff {
+        13 => Some(StorageFailure::Full),                     // SQLITE_FULL
+        8 => Some(StorageFailure::ReadOnly),                  // SQLITE_READONLY
+        5 | 6 | 10 | 14 => Some(StorageFailure::Unavailable), // BUSY, LOCKED, IOERR, CANTOPEN
+        _ => None,
     }
+}
+
+/// A PostgreSQL SQLSTATE.
+#[cfg(feature = "postgres")]
+fn classify_sqlstate(code: &str) -> Option<StorageFailure> {
     match code {
-        "25006" => Some(StorageFailure::ReadOnly),
-        _ if code.starts_with("53") => Some(StorageFailure::Full),
+        "25006" => Some(StorageFailure::ReadOnly), // read_only_sql_transaction
+        _ if code.starts_with("53") => Some(StorageFailure::Full), // insufficient resources: disk_full, out_of_memory
+        // system errors (io_error …), connection exceptions, operator intervention (shutdown)
         _ if code.starts_with("58") || code.starts_with("08") || code.starts_with("57P") => {
             Some(StorageFailure::Unavailable)
         }

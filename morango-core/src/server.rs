@@ -224,6 +224,15 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
         crate::fault::point(&format!("{stage}.end"));
         match outcome {
             Ok(status) => ts.status = status,
+            Err(error) if error.storage_failure().is_some() => {
+                // The disk or the database failed, not the transfer: the stage runs again when asked again.
+                ts.status = TransferStatus::Pending;
+                if let Err(also) = session::save_transfer(engine.db(), &ts).await {
+                    tracing::warn!(%also, "recording a stage that the storage failed did not work either");
+                }
+                emit(engine, &ts, Progress::Errored(error.to_string()));
+                return Err(error);
+            }
             Err(error) => {
                 ts.status = TransferStatus::Errored;
                 session::save_transfer(engine.db(), &ts).await?;

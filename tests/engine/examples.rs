@@ -127,3 +127,75 @@ fn the_school_example_serves_and_syncs_as_two_processes() {
     let certs = run_in(dir.path(), "school", &["certs", "list"]).expect("built");
     assert!(certs.contains("full-facility"), "{certs}");
 }
+
+/// Starts `school serve` in `dir` with extra arguments (under `prefix`, e.g. `prlimit`); returns it and its URL.
+fn serve_school(dir: &Path, prefix: &[&str], args: &[&str]) -> Option<(Running, String)> {
+    let school = example("school")?;
+    let mut serve = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(school);
+            command
+        }
+        None => Command::new(school),
+    };
+    let child = serve
+        .current_dir(dir)
+        .env("TMPDIR", dir)
+        .env_remove("SCHOOL_DB")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the office");
+    let mut office = Running(child);
+    let mut lines = BufReader::new(office.0.stdout.take().expect("the office's output")).lines();
+    let url = loop {
+        let line = lines.next().expect("the office stopped before listening").expect("the office's output");
+        if let Some(url) = line.strip_prefix("Listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    Some((office, url))
+}
+
+/// 300 connections that send half a request and stall, against a server limited to 256 file descriptors: the
+/// server closes them after its header timeout and keeps accepting, so a sync completes meanwhile.
+#[test]
+fn a_server_flooded_with_stalled_connections_still_serves_a_sync() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let prlimit = ["prlimit", "--nofile=256:256", "--"];
+    let limits = ["--max-connections", "100", "--header-timeout", "2s"];
+    let Some((mut office, url)) = serve_school(dir.path(), &prlimit, &limits) else { return };
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let stalled: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+            stream
+                .write_all(b"GET /api/morango/v1/morangoinfo/1/ HTTP/1.1\r\nHost: school\r\n")
+                .expect("half a request");
+            stream
+        })
+        .collect();
+    let sync = ["sync", "--server", url.as_str(), "--username", "admin", "--password", "admin"];
+    let mut syncing = command("school", dir.path()).expect("built");
+    let child = syncing.args(sync).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("sync");
+    let mut tablet = Running(child);
+    let started = std::time::Instant::now();
+    while tablet.0.try_wait().expect("the sync's status").is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "the sync did not finish in 90 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut tablet.0.stdout.take().expect("its output"), &mut out).expect("output");
+    assert!(out.contains("Pulled 6 records."), "{out}");
+    assert!(office.0.try_wait().expect("the office's status").is_none(), "the office is still serving");
+    // The stalled connections were closed by the server.
+    for mut stream in stalled {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let mut buffer = [0u8; 64];
+        let read = std::io::Read::read(&mut stream, &mut buffer);
+        assert!(matches!(read, Ok(0)) || read.is_err(), "a stalled connection was answered or kept: {read:?}");
+    }
+}

@@ -96,7 +96,17 @@ impl Server {
         users: Users,
         wrap: impl FnOnce(axum::Router) -> axum::Router,
     ) -> Server {
-        let (engine, test_db) = Peer::new(backend).await.split();
+        Server::start_on(Peer::new(backend).await, settings, users, wrap).await
+    }
+
+    /// A server on `peer`'s database.
+    pub async fn start_on(
+        peer: Peer,
+        settings: ServerSettings,
+        users: Users,
+        wrap: impl FnOnce(axum::Router) -> axum::Router,
+    ) -> Server {
+        let (engine, test_db) = peer.split();
         let root = certificate::generate_root(engine.db(), "full-facility", &Map::new()).await.unwrap();
         let facility = fixtures::facility_of_dataset(engine.db(), "Riverside", root.id()).await;
         let mut users = users;

@@ -6,4 +6,5 @@ mod field;
 mod forgery;
 mod harness;
 mod security;
+pub mod storage;
 mod sync;

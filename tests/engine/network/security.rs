@@ -2039,3 +2039,30 @@ async fn signed_requests_cannot_be_stripped_and_can_be_required(backend: Backend
     tablet.finish().await;
     server.finish().await;
 }
+
+on_both_backends!(silent_half_sent_and_idle_connections_are_closed);
+
+/// A connection that sends nothing, one that sends half a request, and a kept-alive one that goes quiet after its
+/// answer are all closed after the header timeout.
+async fn silent_half_sent_and_idle_connections_are_closed(backend: Backend) {
+    let settings = ServerSettings { header_timeout: std::time::Duration::from_secs(1), ..ServerSettings::default() };
+    let server = Server::start(backend, settings, Users::new()).await;
+    let addr = server.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let connect = || async { tokio::net::TcpStream::connect(&addr).await.unwrap() };
+    let silent = connect().await;
+    let mut half = connect().await;
+    half.write_all(b"GET /api/morango/v1/morangoinfo/1/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut idle = connect().await;
+    idle.write_all(b"GET /api/morango/v1/morangoinfo/1/ HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    for (what, mut stream) in [("silent", silent), ("half a request", half), ("idle after an answer", idle)] {
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut received)).await;
+        assert!(read.is_ok(), "the {what} connection is still open after 10 s");
+        if what == "idle after an answer" {
+            assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200"), "answered first");
+        }
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "closed by the timeout, not at once");
+    server.finish().await;
+}

@@ -84,6 +84,29 @@ impl TestDb {
         }
     }
 
+    /// A fresh, empty database on `disk`: an SQLite file in its directory, or a PostgreSQL database in its
+    /// tablespace.
+    pub async fn on_disk(backend: Backend, disk: &crate::network::storage::SmallDisk) -> TestDb {
+        let name = format!("morango_test_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}?mode=rwc", disk.path().join(format!("{name}.sqlite3")).display());
+                let db = Database::connect(options(url)).await.expect("open SQLite");
+                TestDb { db, backend, name, _dir: None }
+            }
+            Backend::Postgres => {
+                let admin =
+                    Database::connect(options(format!("{}/postgres", postgres_base()))).await.expect("PostgreSQL");
+                let create = format!("CREATE DATABASE {name} TABLESPACE {}", disk.tablespace());
+                admin.execute_unprepared(&create).await.expect("create a database on the small disk");
+                admin.close().await.ok();
+                let db =
+                    Database::connect(options(format!("{}/{name}", postgres_base()))).await.expect("open PostgreSQL");
+                TestDb { db, backend, name, _dir: None }
+            }
+        }
+    }
+
     /// Closes the connection and drops a PostgreSQL test database.
     pub async fn finish(self) {
         self.db.close().await.ok();
@@ -116,7 +139,11 @@ impl Peer {
 
     /// A peer with a schema, profile and chunk size.
     pub async fn with(backend: Backend, tables: Tables, profile: &'static Profile, chunk_size: u64) -> Peer {
-        let test_db = TestDb::new(backend).await;
+        Peer::on(TestDb::new(backend).await, tables, profile, chunk_size).await
+    }
+
+    /// A peer on a database made elsewhere.
+    pub async fn on(test_db: TestDb, tables: Tables, profile: &'static Profile, chunk_size: u64) -> Peer {
         morango::migration::migrate(&test_db.db).await.expect("Morango migrations");
         schema::create_tables(&test_db.db, tables).await.expect("application tables");
         let definitions = include_str!("../../../fixtures/scopedefinitions.json");
