@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZon
 use morango_core::filter::{Filter, Scope, parse_scope_params, safe_substitute};
 use morango_core::fsic::{
     self, DmcRow, FsicError, FsicV1, FsicV2, InstanceCounters, PartitionCounters, calculate_v1, calculate_v2,
-    check_partitions_within, diff_v1, diff_v2, dmc_updates_v1, dmc_updates_v2, expand_for_use,
+    check_partitions_within, claims_v2, diff_v1, diff_v2, dmc_updates_v1, dmc_updates_v2, expand_for_use,
     remove_redundant_instance_counters,
 };
 use morango_core::ids::{instance_id, is_valid_id, model_uuid_matches, random_id, record_id, salted_hash, sha2_uuid};
@@ -892,6 +892,30 @@ fn dmc_updates_after_a_receive_never_lower_a_counter() {
             python_after.iter().filter(|r| fixed[&(r.partition.clone(), r.instance_id.clone())] > r.counter).count();
     }
     assert!(lowered_by_python > 0, "the vectors show Python lowering counters");
+}
+
+#[test]
+fn claims_after_a_receive_cover_pythons_and_fold_the_super_partitions_in() {
+    let mut folded = 0;
+    for case in cases("update_fsics").into_iter().filter(|case| case["v2_format"] == true) {
+        let filter = Filter::parse(text(case, "filter"));
+        let sender = fsic_v2(&case["fsics"]);
+        let python = apply_only_if_higher(&[], &dmc_updates_v2(&sender));
+        let ours = apply_only_if_higher(&[], &claims_v2(&sender, &filter));
+        for (key, counter) in &python {
+            assert!(ours.get(key).is_some_and(|c| c >= counter), "{}: {key:?} lost", name(case));
+        }
+        for prefix in filter.prefixes() {
+            for (partition, counters) in &sender.super_partitions {
+                for (instance, counter) in counters.iter().filter(|_| prefix.starts_with(partition.as_str())) {
+                    let claimed = ours.get(&(prefix.clone(), instance.clone())).copied().unwrap_or(0);
+                    assert!(claimed >= *counter, "{}: {prefix} lacks {instance}'s {counter}", name(case));
+                    folded += 1;
+                }
+            }
+        }
+    }
+    assert!(folded > 0, "the vectors have super partitions to fold in");
 }
 
 #[test]

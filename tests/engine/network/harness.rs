@@ -8,7 +8,7 @@ use morango::api::{self, Account, CertificateAuthority, Credentials, MorangoApi,
 use morango::capabilities::Capabilities;
 use morango::certificate::{self, Certificate};
 use morango::client::{self, HttpSettings, NetworkSession, NetworkSyncConnection};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::{Map, Value, json};
 
 use crate::fixtures;
@@ -122,6 +122,29 @@ impl Server {
         Server { api, users, url, root, facility, test_db, task }
     }
 
+    /// A middle device: a client that synced its certificate's scope with another server now serves what it holds
+    /// with that certificate, to clients of its own (their certificates are signed by it).
+    pub async fn relay(client: Client, settings: ServerSettings, users: Users) -> Server {
+        let Client { peer, certificate } = client;
+        let facility = crate::schema::facility::Entity::find()
+            .one(peer.db())
+            .await
+            .unwrap()
+            .expect("the middle device synced the facility");
+        let (engine, test_db) = peer.split();
+        let mut users = users;
+        users.facility = Some(facility.id.clone());
+        let users = Arc::new(std::sync::RwLock::new(users));
+        let api = MorangoApi::new(engine, settings.clone(), Arc::new(SharedUsers(users.clone())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let router = api::router(api.clone());
+        let task = tokio::spawn(async move {
+            api::serve(listener, router, &settings, std::future::pending()).await.ok();
+        });
+        Server { api, users, url, root: certificate, facility, test_db, task }
+    }
+
     /// Replaces the accounts the server knows.
     pub fn with_users(self, mut users: Users) -> Self {
         users.facility = Some(self.root.id().to_owned());
@@ -137,7 +160,7 @@ impl Server {
 
     /// The whole facility.
     pub fn facility_filter(&self) -> Filter {
-        Filter::new([self.root.id().to_owned()])
+        Filter::new([self.facility.id.clone()])
     }
 
     pub async fn finish(self) {
@@ -172,7 +195,7 @@ impl Client {
         let peer = Peer::with(backend, crate::schema::Tables::Current, &crate::schema::FACILITY_DATA, chunk_size).await;
         let certificate = {
             let connection = connect(&peer, server).await;
-            let facility_id = server.root.id().to_owned();
+            let facility_id = server.facility.id.clone();
             let (definition, params, credentials) = match wants {
                 Wants::Facility => (
                     "full-facility",

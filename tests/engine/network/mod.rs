@@ -5,6 +5,7 @@ mod command;
 mod field;
 mod forgery;
 mod harness;
+mod scopes;
 mod security;
 pub mod storage;
 mod sync;
