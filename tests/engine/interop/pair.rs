@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::python::{Caps, PyInstance, PyServer};
+use super::python::{Caps, PyDb, PyInstance, PyServer};
 use super::rust_instance::RustInstance;
 use super::state::State;
 use crate::support::Backend;
@@ -66,7 +66,12 @@ impl Pair {
     /// A serving side with a seeded facility, accounts `admin` (superuser) and `ada` (ada's single-user scope), and
     /// an empty client side; the Rust instance is on `backend`.
     pub async fn on(python: &Path, direction: Direction, caps: Caps, backend: Backend) -> Pair {
-        let py = PyInstance::new(python, "py", caps);
+        Pair::with_python_on(python, direction, caps, backend, PyDb::Sqlite).await
+    }
+
+    /// [`Pair::on`], with the Python instance's database on `py_db`.
+    pub async fn with_python_on(python: &Path, direction: Direction, caps: Caps, backend: Backend, py_db: PyDb) -> Pair {
+        let py = PyInstance::on(python, "py", caps, py_db);
         let mut rust = RustInstance::new(backend, caps.for_rust_server()).await;
         let (facility, ids, py_server, rust_url) = match direction {
             Direction::RustClient => {
@@ -114,6 +119,16 @@ impl Pair {
 
     /// The same, returning the failure.
     pub async fn try_sync(&self, who: As<'_>) -> Result<Synced, String> {
+        self.try_sync_directions(who, true).await
+    }
+
+    /// The client pushes with its stored certificate, without pulling first: the server merges the client's
+    /// changes against its own unsynced ones.
+    pub async fn push_only(&self) -> Synced {
+        self.try_sync_directions(As::Stored, false).await.unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    async fn try_sync_directions(&self, who: As<'_>, pull: bool) -> Result<Synced, String> {
         let url = self.url();
         let (user, credentials): (Option<&str>, Option<(&str, &str)>) = match who {
             As::Admin => (None, Some(ADMIN)),
@@ -124,7 +139,8 @@ impl Pair {
         };
         match self.direction {
             Direction::RustClient => {
-                let outcome = self.rust.sync(&url, &self.facility, user, credentials).await.map_err(|e| {
+                let outcome =
+                    self.rust.sync_directions(&url, &self.facility, user, credentials, pull).await.map_err(|e| {
                     let mut message = format!("rust sync with {url} failed: {e}");
                     let mut source = std::error::Error::source(&e);
                     while let Some(cause) = source {
@@ -151,6 +167,9 @@ impl Pair {
                 }
                 if let Some(user) = user {
                     args.extend(["--user".into(), user.into()]);
+                }
+                if !pull {
+                    args.push("--no-pull".into());
                 }
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let out = self.py.try_run(&args).await?;
@@ -257,6 +276,18 @@ impl Side<'_> {
                 py.run(&["delete", "learner", id]).await;
             }
             Side::Rust(rust) => rust.delete_learner(id).await,
+        }
+    }
+
+    /// Serializes the side's changes into its store now (Python: as Kolibri does between syncs).
+    pub async fn serialize(&self) {
+        match self {
+            Side::Python(py) => {
+                py.run(&["serialize"]).await;
+            }
+            Side::Rust(rust) => {
+                rust.engine().serialize(None).await.expect("serialize");
+            }
         }
     }
 

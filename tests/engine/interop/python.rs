@@ -136,22 +136,55 @@ fn template_key() -> u64 {
     hash
 }
 
+/// Which database a Python instance uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PyDb {
+    /// An SQLite file (a copy of a migrated template).
+    Sqlite,
+    /// A new PostgreSQL database, migrated (Python Morango's PostgreSQL backend has SQL of its own).
+    Postgres,
+}
+
 /// One Python Morango instance: a database, the capabilities its settings give it.
 pub struct PyInstance {
     pub name: &'static str,
     python: PathBuf,
     dir: Dir,
-    db: PathBuf,
+    /// The SQLite file, or the PostgreSQL URL.
+    db: String,
+    /// The PostgreSQL database to drop at the end.
+    postgres: Option<String>,
     pub caps: Caps,
 }
 
 impl PyInstance {
-    /// A new instance with empty tables.
+    /// A new instance with empty tables, on SQLite.
     pub fn new(python: &Path, name: &'static str, caps: Caps) -> PyInstance {
+        PyInstance::on(python, name, caps, PyDb::Sqlite)
+    }
+
+    /// A new instance with empty tables, on `db`.
+    pub fn on(python: &Path, name: &'static str, caps: Caps, db: PyDb) -> PyInstance {
         let dir = Dir::new(&format!("interop-{name}-"));
-        let db = dir.path().join("db.sqlite3");
-        std::fs::copy(template(python), &db).expect("copy the template database");
-        PyInstance { name, python: python.to_owned(), dir, db, caps }
+        let (db, postgres) = match db {
+            PyDb::Sqlite => {
+                let path = dir.path().join("db.sqlite3");
+                std::fs::copy(template(python), &path).expect("copy the template database");
+                (path.display().to_string(), None)
+            }
+            PyDb::Postgres => {
+                let database = format!("morango_test_py_{}", morango::ids::random_id());
+                psql(&format!("CREATE DATABASE {database}"));
+                let url = format!("{}/{database}", crate::support::postgres_base());
+                (url, Some(database))
+            }
+        };
+        let instance = PyInstance { name, python: python.to_owned(), dir, db, postgres, caps };
+        if instance.postgres.is_some() {
+            let out = instance.command(&["migrate", "-v0"]).output().expect("run manage.py migrate");
+            assert!(out.status.success(), "manage.py migrate failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        instance
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -209,6 +242,24 @@ impl PyInstance {
         };
         PyServer { child, url, log_path }
     }
+}
+
+impl Drop for PyInstance {
+    fn drop(&mut self) {
+        if let Some(database) = &self.postgres {
+            psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+        }
+    }
+}
+
+/// Runs one statement on the PostgreSQL server's `postgres` database.
+fn psql(sql: &str) {
+    let base = crate::support::postgres_base();
+    let out = Command::new("psql")
+        .args([format!("{base}/postgres").as_str(), "-qAtc", sql])
+        .output()
+        .expect("psql (PostgreSQL's client) must be installed");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A temporary directory, kept (and its path printed) when `MORANGO_INTEROP_KEEP=1`, for looking into a failure.

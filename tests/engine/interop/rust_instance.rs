@@ -296,7 +296,20 @@ impl RustInstance {
         user: Option<&str>,
         credentials: Option<(&str, &str)>,
     ) -> Result<SyncOutcome, client::SyncError> {
+        self.sync_directions(url, facility, user, credentials, true).await
+    }
+
+    /// [`RustInstance::sync`], pulling only if `pull`.
+    pub async fn sync_directions(
+        &self,
+        url: &str,
+        facility: &str,
+        user: Option<&str>,
+        credentials: Option<(&str, &str)>,
+        pull: bool,
+    ) -> Result<SyncOutcome, client::SyncError> {
         let request = SyncRequest {
+            pull,
             facility: Some(facility.to_owned()),
             user: user.map(str::to_owned),
             credentials: credentials.map(|(username, password)| client::Credentials {

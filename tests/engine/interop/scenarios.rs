@@ -8,33 +8,6 @@ use crate::support::Backend;
 
 use super::state::{State, assert_same, assert_same_except, assert_unchanged};
 
-/// Runs `$scenario(python, Direction, Caps, Backend)` for both directions and each capability set named, with the
-/// Rust side on `$backend`: `$scenario::$caps::{rust_client_python_server, python_client_rust_server}`.
-macro_rules! matrix {
-    ($module:ident = $scenario:ident on $backend:ident: $($caps:ident = $value:ident),+ $(,)?) => {
-        mod $module {$(
-            mod $caps {
-                use super::super::*;
-                async fn run(direction: Direction) {
-                    let Some(python) = python::python() else { return };
-                    if !Backend::$backend.enabled() {
-                        return eprintln!("skipped: {:?} not in MORANGO_TEST_BACKENDS", Backend::$backend);
-                    }
-                    $scenario(&python, direction, Caps::$value, Backend::$backend).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn rust_client_python_server() {
-                    run(Direction::RustClient).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn python_client_rust_server() {
-                    run(Direction::PythonClient).await;
-                }
-            }
-        )+}
-    };
-}
-
 matrix!(certificates_pull_push_conflict_and_nothing_more = certificates_pull_push_conflict_and_nothing_more on Sqlite:
     all = ALL, legacy = LEGACY, async_fsic_v1 = ASYNC_FSIC_V1, legacy_fsic_v2 = LEGACY_FSIC_V2);
 // The same with the Rust side on PostgreSQL (its own SQL for queuing, dequeuing and deserializing).
@@ -148,7 +121,7 @@ fn python_legacy_resends(direction: Direction, caps: Caps) -> bool {
     direction == Direction::PythonClient && !caps.async_operations
 }
 
-fn assert_nothing_moved(step: &str, synced: &super::pair::Synced, direction: Direction, caps: Caps) {
+pub(super) fn assert_nothing_moved(step: &str, synced: &super::pair::Synced, direction: Direction, caps: Caps) {
     if python_legacy_resends(direction, caps) {
         assert!(synced.pull.is_some() && synced.push.is_some(), "{step}: {synced:?}");
     } else {
@@ -302,7 +275,7 @@ async fn relay_through_a_rust_server(python: &Path, caps: Caps, backend: Backend
 }
 
 /// Python Morango's client syncs the whole facility as the admin.
-async fn admin_sync(instance: &PyInstance, url: &str, facility: &str) -> serde_json::Value {
+pub(super) async fn admin_sync(instance: &PyInstance, url: &str, facility: &str) -> serde_json::Value {
     let chunk = super::rust_instance::CHUNK_SIZE.to_string();
     instance.run(&["sync", url, facility, "--username", "admin", "--password", "admin", "--chunk-size", &chunk]).await
 }

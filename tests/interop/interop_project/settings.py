@@ -1,6 +1,6 @@
-"""Settings of the interop project: a Kolibri-like deployment of Python Morango 0.8.15 on SQLite.
+"""Settings of the interop project: a Kolibri-like deployment of Python Morango 0.8.15 on SQLite or PostgreSQL.
 
-INTEROP_DB: the SQLite file (required). INTEROP_ASYNC, INTEROP_FSIC_V2, INTEROP_GZIP: "0" turns the capability off
+INTEROP_DB: the SQLite file, or a PostgreSQL URL `postgres://user@host:port/name` (required). INTEROP_ASYNC, INTEROP_FSIC_V2, INTEROP_GZIP: "0" turns the capability off
 (ASYNC_OPERATIONS, FSIC_V2_FORMAT, GZIP_BUFFER_POST); it is on otherwise.
 """
 import os
@@ -37,15 +37,30 @@ ROOT_URLCONF = "interop_project.urls"
 WSGI_APPLICATION = "interop_project.wsgi.application"
 
 if not os.environ.get("INTEROP_DB"):
-    raise RuntimeError("set INTEROP_DB to the SQLite database file")
+    raise RuntimeError("set INTEROP_DB to the SQLite database file or a PostgreSQL URL")
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ["INTEROP_DB"],
-        "OPTIONS": {"timeout": 30},
+if os.environ["INTEROP_DB"].startswith(("postgres://", "postgresql://")):
+    from urllib.parse import urlparse
+
+    _url = urlparse(os.environ["INTEROP_DB"])
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _url.path.lstrip("/"),
+            "USER": _url.username or "postgres",
+            "PASSWORD": _url.password or "",
+            "HOST": _url.hostname or "127.0.0.1",
+            "PORT": str(_url.port or 5432),
+        }
     }
-}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["INTEROP_DB"],
+            "OPTIONS": {"timeout": 30},
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 AUTH_USER_MODEL = "school.User"
