@@ -221,3 +221,44 @@ async fn a_sync_cut_by_the_network_is_resumed_by_running_it_again(backend: Backe
     tablet.finish().await;
     server.finish().await;
 }
+
+on_both_backends!(cleaning_up_gives_the_space_of_abandoned_transfers_back);
+
+/// A push abandoned halfway leaves its records in the server's buffers; cleaning up drops them, and on SQLite the
+/// file shrinks (incremental auto-vacuum).
+async fn cleaning_up_gives_the_space_of_abandoned_transfers_back(backend: Backend) {
+    let server = Server::start(backend, ServerSettings::default(), Users::new()).await;
+    let tablet = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 50).await;
+    tablet.sync(&server).await;
+    let facility = crate::schema::facility::Entity::find().one(tablet.peer.db()).await.unwrap().unwrap();
+    let big: String = (0..100).map(|_| morango::ids::random_id()).collect();
+    for i in 0..200 {
+        let learner = fixtures::learner(tablet.peer.db(), &facility, &format!("learner {i}")).await;
+        fixtures::rename_learner(tablet.peer.db(), &learner.id, &format!("{i} {big}")).await;
+    }
+    // A push that stops after its first chunks: the server holds them in its buffers.
+    let session = tablet.open(&server).await;
+    let cut = super::sync::CutAfter::new(session.peer(), 2);
+    let pushing = morango::SyncClient::attach(&tablet.peer.engine, &cut, session.id().into(), cut.capabilities());
+    let result = pushing.push(&server.facility_filter()).await;
+    assert!(result.is_err(), "the connection dropped after two chunks: {result:?}");
+    let staged = count(server.db(), "SELECT COUNT(*) AS n FROM morango_buffer").await;
+    assert!(staged > 0, "the server holds the first chunks");
+    let pages = || async {
+        if server.db().get_database_backend() != sea_orm::DbBackend::Sqlite {
+            return 0;
+        }
+        morango::cleanup::reclaim_space(server.api.engine()).await.unwrap();
+        count(server.db(), "SELECT page_count AS n FROM pragma_page_count()").await
+    };
+    let before = pages().await;
+    let report = morango::cleanup_syncs(server.api.engine(), std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(report.buffers, staged as u64);
+    assert_eq!(leftovers(server.db()).await, (0, 0));
+    let after = pages().await;
+    if server.db().get_database_backend() == sea_orm::DbBackend::Sqlite {
+        assert!(after < before, "the file shrank: {before} pages, then {after}");
+    }
+    tablet.finish().await;
+    server.finish().await;
+}

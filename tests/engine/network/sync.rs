@@ -210,14 +210,14 @@ async fn server_store(server: &Server) -> Vec<(String, String, bool, bool, Strin
         .collect()
 }
 
-/// The server as a client sees it, with the connection dropping after a number of record pages.
+/// The server as a client sees it, with the connection dropping after a number of record pages or chunks.
 pub(super) struct CutAfter<'a> {
     inner: &'a morango::client::HttpPeer,
     pages: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> CutAfter<'a> {
-    /// `inner`, failing every page after the first `pages`.
+    /// `inner`, failing every page and every pushed chunk after the first `pages`.
     pub(super) fn new(inner: &'a morango::client::HttpPeer, pages: usize) -> Self {
         CutAfter { inner, pages: pages.into() }
     }
@@ -264,6 +264,10 @@ impl morango::peer::Peer for CutAfter<'_> {
         id: &str,
         records: &[morango::BufferRecord],
     ) -> morango::Result<Vec<morango::Refusal>> {
+        use std::sync::atomic::Ordering;
+        if self.pages.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Err(morango::Error::Transport { url: "cut".into(), message: "connection reset".into() });
+        }
         self.inner.push_buffers(id, records).await
     }
     async fn close_transfer_session(&self, id: &str) -> morango::Result<()> {
