@@ -127,6 +127,7 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
     if peer_rows != records {
         return Err(format!("the peer holds {peer_rows} application rows after the sync, not {records}").into());
     }
+    let checks = time_record_checks(peer.db()).await?;
 
     let rate = |time: Duration| records as f64 / time.as_secs_f64();
     println!("{:<22} {:>10} {:>14} {:>19}", "", "seconds", "records/s", "VmHWM after (MiB)");
@@ -138,6 +139,11 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
         println!("{what:<22} {:>10.3} {:>14.0} {:>19.1}", time.as_secs_f64(), rate(time), memory);
     }
     println!("first sync / floor: {:.1}x", first.total.as_secs_f64() / floor.as_secs_f64());
+    println!(
+        "record checks (validation of every received record, inside the first sync): {:.3} s, {:.1} % of it",
+        checks.as_secs_f64(),
+        100.0 * checks.as_secs_f64() / first.total.as_secs_f64()
+    );
     println!("first sync by stage (pull, then push):");
     for ((push, stage), time) in &first.stages {
         if time.as_millis() > 0 {
@@ -147,6 +153,68 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// The time the receiver's record checks take for every record of a store, in chunks of 500 as they arrive: the
+/// records read back from the store (not timed), then `morango::validation::check_chunk` on each chunk (timed).
+async fn time_record_checks(db: &DatabaseConnection) -> Result<Duration> {
+    let transfer = morango::ids::random_id();
+    let filter = Filter::everything();
+    let mut checked = Duration::ZERO;
+    let mut after = String::new();
+    loop {
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                db.get_database_backend(),
+                match db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => STORE_PAGE.replace('?', "$1"),
+                    _ => STORE_PAGE.to_owned(),
+                },
+                [after.clone().into()],
+            ))
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("", "id")?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("", "id")?;
+            let (instance, counter): (String, i64) =
+                (row.try_get("", "last_saved_instance")?, row.try_get("", "last_saved_counter")?);
+            records.push(morango::BufferRecord {
+                serialized: row.try_get("", "serialized")?,
+                deleted: row.try_get("", "deleted")?,
+                last_saved_instance: instance.clone(),
+                last_saved_counter: counter,
+                hard_deleted: row.try_get("", "hard_deleted")?,
+                partition: row.try_get("", "partition")?,
+                source_id: row.try_get("", "source_id")?,
+                model_name: row.try_get("", "model_name")?,
+                conflicting_serialized_data: row.try_get("", "conflicting_serialized_data")?,
+                model_uuid: id.clone(),
+                transfer_session: transfer.clone(),
+                profile: row.try_get("", "profile")?,
+                rmcb_list: vec![morango::RmcbRecord {
+                    transfer_session: transfer.clone(),
+                    model_uuid: id,
+                    instance_id: instance,
+                    counter,
+                }],
+                _self_ref_fk: row.try_get("", "_self_ref_fk")?,
+            });
+        }
+        let started = Instant::now();
+        let outcome = morango::validation::check_chunk(records, &transfer, &filter, &FACILITY_DATA)?;
+        checked += started.elapsed();
+        if !outcome.refused.is_empty() {
+            return Err(format!("the checks refused records of a clean sync: {:?}", outcome.refused[0]).into());
+        }
+    }
+    Ok(checked)
+}
+
+/// The next 500 store rows by id.
+const STORE_PAGE: &str = "SELECT id, serialized, deleted, hard_deleted, last_saved_instance, last_saved_counter, \
+    partition, source_id, model_name, conflicting_serialized_data, profile, _self_ref_fk FROM morango_store \
+    WHERE id > ? ORDER BY id LIMIT 500";
 
 /// A database with Morango's tables and the school's, and an engine with the default chunk size.
 async fn open_peer(db: DatabaseConnection) -> Result<Engine> {

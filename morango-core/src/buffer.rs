@@ -125,22 +125,35 @@ fn record_from_row(row: &QueryResult, transfer: &str) -> Result<BufferRecord> {
     })
 }
 
-/// Stages validated records in the receiver's buffer. A record already staged for this transfer is replaced and
-/// its record-max counters merged, highest per instance (retried chunks are idempotent, as in Morango 0.8.15). Both
-/// are upserts on the buffers' keys, one index probe per record however large the transfer: a `DELETE … IN` of the
-/// chunk's ids, planned before the buffer's statistics caught up, scanned the whole transfer on PostgreSQL.
+/// Stages validated records in the receiver's buffer and returns the ids of those that were not staged for this
+/// transfer before. A record sent again (a chunk retried after a lost answer, or re-sent by a resumed push) is
+/// replaced, as Morango 0.8.15 does, and its record-max counters merged, highest per instance. Records are inserted
+/// first (`ON CONFLICT DO NOTHING … RETURNING`: one index probe per record, whatever the buffer's statistics say);
+/// only records that were there already are then upserted.
 pub(crate) async fn stage<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
     profile: &str,
     records: &[BufferRecord],
-) -> Result<()> {
+) -> Result<HashSet<String>> {
+    let mut new = HashSet::with_capacity(records.len());
     // Statements stay well below the databases' bound-parameter limits (SQLite 32766, PostgreSQL 65535), however
     // many records a peer sends in one chunk.
     for (n, chunk) in records.chunks(RECORDS_PER_STATEMENT).enumerate() {
-        stage_chunk(db, transfer, profile, chunk, n * RECORDS_PER_STATEMENT).await?;
+        let first = n * RECORDS_PER_STATEMENT;
+        let (sql, values) = insert_records(transfer, profile, chunk, first, "DO NOTHING RETURNING model_uuid");
+        for row in sql::query(db, "staging received records", &sql, values).await? {
+            new.insert(get::<String>(&row, "model_uuid")?);
+        }
+        let again: Vec<BufferRecord> = chunk.iter().filter(|r| !new.contains(&r.model_uuid)).cloned().collect();
+        if !again.is_empty() {
+            let (sql, values) =
+                insert_records(transfer, profile, &again, first, &format!("DO UPDATE SET {REPLACE_BUFFERED}"));
+            sql::exec(db, "replacing records sent again", &sql, values).await?;
+        }
     }
-    Ok(())
+    stage_counters(db, transfer, records).await?;
+    Ok(new)
 }
 
 /// The upsert's assignments that replace a re-sent record: every column but the key.
@@ -153,13 +166,14 @@ const REPLACE_BUFFERED: &str = "seq = excluded.seq, profile = excluded.profile, 
 /// Records per statement when staging (14 bound values each).
 const RECORDS_PER_STATEMENT: usize = 1_000;
 
-async fn stage_chunk<C: ConnectionTrait>(
-    db: &C,
+/// A multi-row `INSERT` of records into the buffer, `ON CONFLICT` of the record `conflict`.
+fn insert_records(
     transfer: &str,
     profile: &str,
     records: &[BufferRecord],
     first: usize,
-) -> Result<()> {
+    conflict: &str,
+) -> (String, Vec<Value>) {
     const COLUMNS: usize = 14;
     let mut values = Vec::with_capacity(records.len() * COLUMNS);
     let mut tuples = Vec::with_capacity(records.len());
@@ -182,17 +196,15 @@ async fn stage_chunk<C: ConnectionTrait>(
             text(&record._self_ref_fk),
         ]);
     }
-    sql::exec(
-        db,
-        "staging received records",
-        &format!(
-            "INSERT INTO morango_buffer ({BUFFER_COLUMNS}) VALUES {} \
-             ON CONFLICT (transfer_session_id, model_uuid) DO UPDATE SET {REPLACE_BUFFERED}",
-            tuples.join(", ")
-        ),
-        values,
-    )
-    .await?;
+    let sql = format!(
+        "INSERT INTO morango_buffer ({BUFFER_COLUMNS}) VALUES {} ON CONFLICT (transfer_session_id, model_uuid) {conflict}",
+        tuples.join(", ")
+    );
+    (sql, values)
+}
+
+/// Stages the records' record-max counters, keeping the highest per instance.
+async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[BufferRecord]) -> Result<()> {
     let counters: Vec<&RmcbRecord> = records.iter().flat_map(|r| &r.rmcb_list).collect();
     for chunk in counters.chunks(1000) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
@@ -216,29 +228,6 @@ async fn stage_chunk<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
-}
-
-/// Which of `ids` are staged for `transfer` already (a chunk sent again).
-pub(crate) async fn staged_among<C: ConnectionTrait>(db: &C, transfer: &str, ids: &[&str]) -> Result<HashSet<String>> {
-    let mut staged = HashSet::new();
-    for chunk in ids.chunks(1_000) {
-        let mut values = vec![text(transfer)];
-        values.extend(chunk.iter().map(|id| text(*id)));
-        let rows = sql::query(
-            db,
-            "finding records staged already",
-            &format!(
-                "SELECT model_uuid FROM morango_buffer WHERE transfer_session_id = $1 AND model_uuid IN ({})",
-                placeholders(2, chunk.len())
-            ),
-            values,
-        )
-        .await?;
-        for row in &rows {
-            staged.insert(get(row, "model_uuid")?);
-        }
-    }
-    Ok(staged)
 }
 
 /// Whether any record is staged for `transfer`.

@@ -187,6 +187,21 @@ impl EngineBuilder {
                     .into(),
             ));
         }
+        let field_ready = sql::query(
+            &db,
+            "checking for Morango's newer tables",
+            "SELECT COUNT(*) AS n FROM morango_transferqueue",
+            vec![],
+        )
+        .await
+        .is_ok();
+        if !field_ready {
+            return Err(Error::Schema(
+                "Morango's tables are out of date: run `morango::migration::migrate(&db)` again, or add \
+                 `morango::migration::FieldReady` to your migrator after `morango::migration::Migration`"
+                    .into(),
+            ));
+        }
         crate::profile::check_runtime(&db, profile).await?;
         crate::tracking::install(&db, profile).await.context(|| "installing change tracking".into())?;
         if db.get_database_backend() == DbBackend::Sqlite {

@@ -87,11 +87,9 @@ pub(crate) async fn receive_chunk(
         );
     }
     let (txn, _writer) = engine.begin_write().await?;
-    let ids: Vec<&str> = checked.accepted.iter().map(|r| r.model_uuid.as_str()).collect();
-    let staged_before = crate::buffer::staged_among(&txn, &ts.id, &ids).await?;
+    let staged = crate::buffer::stage(&txn, &ts.id, engine.profile().name(), &checked.accepted).await?;
     let new: Vec<&crate::buffer::BufferRecord> =
-        checked.accepted.iter().filter(|r| !staged_before.contains(&r.model_uuid)).collect();
-    crate::buffer::stage(&txn, &ts.id, engine.profile().name(), &checked.accepted).await?;
+        checked.accepted.iter().filter(|r| staged.contains(&r.model_uuid)).collect();
     let newly_refused = crate::refused::record(&txn, &ts.id, false, &checked.refused).await? as i64;
     let unknown = new.iter().filter(|r| engine.profile().model(&r.model_name).is_none()).count() as i64;
     if unknown > 0 {

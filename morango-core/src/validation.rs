@@ -26,7 +26,7 @@ use crate::refused::Refusal;
 
 /// A chunk of received records after validation.
 #[derive(Debug, Default)]
-pub(crate) struct Checked {
+pub struct Checked {
     /// The records to stage (hard deletions with their payload erased).
     pub accepted: Vec<BufferRecord>,
     /// The records refused.
@@ -39,13 +39,8 @@ const MAX_MODEL_NAME: usize = 40;
 const MAX_PARTITION: usize = 1024;
 
 /// Checks a chunk of records received for `transfer`: the chunk as a whole (an error: nothing of it may be
-/// written), then every record on its own.
-pub(crate) fn check_chunk(
-    records: Vec<BufferRecord>,
-    transfer: &str,
-    filter: &Filter,
-    profile: &Profile,
-) -> Result<Checked> {
+/// written), then every record on its own. This is what every receiver runs on every chunk before staging it.
+pub fn check_chunk(records: Vec<BufferRecord>, transfer: &str, filter: &Filter, profile: &Profile) -> Result<Checked> {
     let mut seen = HashSet::with_capacity(records.len());
     for record in &records {
         if record.transfer_session != transfer {

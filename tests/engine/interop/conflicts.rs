@@ -199,7 +199,13 @@ async fn relayed_by_a_rust_server(python: &Path, caps: Caps, backend: Backend) {
 
 /// All three hold the same records; the learner shows the winning edit, and every store keeps the losing one in
 /// its conflict history.
-async fn converged(pythons: &[&PyInstance; 2], rust: &super::rust_instance::RustInstance, id: &str, won: &str, lost: &str) {
+async fn converged(
+    pythons: &[&PyInstance; 2],
+    rust: &super::rust_instance::RustInstance,
+    id: &str,
+    won: &str,
+    lost: &str,
+) {
     let r_state = State::of_rust(rust).await;
     for python in pythons {
         let state = State::of_python(python).await;

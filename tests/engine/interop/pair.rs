@@ -70,7 +70,13 @@ impl Pair {
     }
 
     /// [`Pair::on`], with the Python instance's database on `py_db`.
-    pub async fn with_python_on(python: &Path, direction: Direction, caps: Caps, backend: Backend, py_db: PyDb) -> Pair {
+    pub async fn with_python_on(
+        python: &Path,
+        direction: Direction,
+        caps: Caps,
+        backend: Backend,
+        py_db: PyDb,
+    ) -> Pair {
         let py = PyInstance::on(python, "py", caps, py_db);
         let mut rust = RustInstance::new(backend, caps.for_rust_server()).await;
         let (facility, ids, py_server, rust_url) = match direction {
@@ -141,15 +147,15 @@ impl Pair {
             Direction::RustClient => {
                 let outcome =
                     self.rust.sync_directions(&url, &self.facility, user, credentials, pull).await.map_err(|e| {
-                    let mut message = format!("rust sync with {url} failed: {e}");
-                    let mut source = std::error::Error::source(&e);
-                    while let Some(cause) = source {
-                        message.push_str(&format!("\n  caused by: {cause}"));
-                        source = cause.source();
-                    }
-                    let log = self.py_server.as_ref().map(|s| s.log_tail(60)).unwrap_or_default();
-                    format!("{message}\nPython server log (last lines):\n{log}")
-                })?;
+                        let mut message = format!("rust sync with {url} failed: {e}");
+                        let mut source = std::error::Error::source(&e);
+                        while let Some(cause) = source {
+                            message.push_str(&format!("\n  caused by: {cause}"));
+                            source = cause.source();
+                        }
+                        let log = self.py_server.as_ref().map(|s| s.log_tail(60)).unwrap_or_default();
+                        format!("{message}\nPython server log (last lines):\n{log}")
+                    })?;
                 let moved =
                     |r: &Option<morango::TransferReport>| r.as_ref().map(|r| (r.records_total, r.records_transferred));
                 Ok(Synced {
