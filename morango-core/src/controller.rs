@@ -239,23 +239,8 @@ impl<'a> SyncClient<'a> {
     }
 
     fn new_transfer(&self, filter: &Filter, push: bool) -> TransferSession {
-        TransferSession {
-            id: ids::random_id(),
-            sync_session_id: self.sync_session_id.clone(),
-            filter: filter.clone(),
-            push,
-            active: true,
-            records_transferred: 0,
-            records_total: None,
-            records_refused: 0,
-            records_of_unknown_models: 0,
-            bytes_buffered: 0,
-            client_fsic: "{}".into(),
-            server_fsic: "{}".into(),
-            fsic_v2: self.capabilities.has(capabilities::FSIC_V2_FORMAT),
-            stage: TransferStage::Initializing,
-            status: TransferStatus::Pending,
-        }
+        let v2 = self.capabilities.has(capabilities::FSIC_V2_FORMAT);
+        TransferSession::new(ids::random_id(), self.sync_session_id.clone(), filter.clone(), push, v2)
     }
 
     /// Gives up an unfinished transfer on this side: its buffers go, it is closed.
@@ -445,12 +430,7 @@ impl<'a> SyncClient<'a> {
             }
             crate::fault::point("send");
             let refused = self.peer.push_buffers(&ts.id, &page).await?;
-            for refusal in &refused {
-                tracing::warn!(
-                    transfer = %ts.id, record = %refusal.model_uuid, model = %refusal.model_name,
-                    reason = %refusal.reason, "the peer refused a record"
-                );
-            }
+            crate::refused::log(&ts.id, &refused, true);
             // Recorded with the progress, so a resumed push does not count them twice.
             let (txn, _writer) = self.engine.begin_write().await?;
             ts.records_refused += crate::refused::record(&txn, &ts.id, true, &refused).await? as i64;

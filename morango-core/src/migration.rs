@@ -100,16 +100,6 @@ impl MigrationTrait for FieldReady {
         for table in [refused, queue] {
             manager.create_table(table).await?;
         }
-        let index = |name: &str, table: T, cols: &[&'static str], unique: bool| {
-            let mut stmt = Index::create().name(name).table(table).if_not_exists().to_owned();
-            for col in cols {
-                stmt.col(Alias::new(*col));
-            }
-            if unique {
-                stmt.unique();
-            }
-            stmt
-        };
         for index in [
             index(
                 "morango_refusedrecord_record",
@@ -469,17 +459,18 @@ fn tables() -> Vec<TableCreateStatement> {
     ]
 }
 
+fn index(name: &str, table: T, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
+    let mut stmt = Index::create().name(name).table(table).if_not_exists().to_owned();
+    for col in cols {
+        stmt.col(Alias::new(*col));
+    }
+    if unique {
+        stmt.unique();
+    }
+    stmt
+}
+
 fn indexes() -> Vec<IndexCreateStatement> {
-    let index = |name: &str, table: T, cols: &[&'static str], unique: bool| {
-        let mut stmt = Index::create().name(name).table(table).if_not_exists().to_owned();
-        for col in cols {
-            stmt.col(Alias::new(*col));
-        }
-        if unique {
-            stmt.unique();
-        }
-        stmt
-    };
     vec![
         // Deserialization pages through one model's dirty rows in id order.
         index("morango_store_dirty", T::Store, &["dirty_bit", "profile", "model_name", "deleted", "id"], false),

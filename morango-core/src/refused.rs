@@ -49,6 +49,18 @@ pub struct RefusedRecord {
     pub refused_at: DateTime<Utc>,
 }
 
+/// Logs the refusals of a chunk in one line: how many, and the first few with their reasons (all of them are in
+/// the table).
+pub(crate) fn log(transfer: &str, refusals: &[Refusal], by_peer: bool) {
+    if refusals.is_empty() {
+        return;
+    }
+    let first: Vec<String> =
+        refusals.iter().take(3).map(|r| format!("{} {} ({})", r.model_name, r.model_uuid, r.reason)).collect();
+    let who = if by_peer { "the peer refused records this side sent" } else { "refused received records" };
+    tracing::warn!(transfer, refused = refusals.len(), first = %first.join("; "), "{who} (see morango_refusedrecord)");
+}
+
 /// Records per statement (7 bound values each).
 const PER_STATEMENT: usize = 500;
 

@@ -157,21 +157,16 @@ pub async fn create_transfer(
         request.client_fsic.clone()
     };
     let ts = TransferSession {
-        id: request.id.clone(),
-        sync_session_id: request.sync_session_id.clone(),
-        filter: request.filter.clone(),
-        push: request.push,
-        active: true,
-        records_transferred: 0,
-        records_total: None,
-        records_refused: 0,
-        records_of_unknown_models: 0,
-        bytes_buffered: 0,
         client_fsic,
-        server_fsic: "{}".into(),
-        fsic_v2: request.fsic_v2,
-        stage: TransferStage::Initializing,
+        // The server's part of initializing is done: it holds the session.
         status: TransferStatus::Completed,
+        ..TransferSession::new(
+            request.id.clone(),
+            request.sync_session_id.clone(),
+            request.filter.clone(),
+            request.push,
+            request.fsic_v2,
+        )
     };
     let (txn, _writer) = engine.begin_write().await?;
     for old in session::superseded_by(&txn, &sync_session, &ts).await? {

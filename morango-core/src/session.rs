@@ -69,6 +69,27 @@ pub struct TransferSession {
 }
 
 impl TransferSession {
+    /// A new transfer session at its start: nothing moved or known yet.
+    pub fn new(id: String, sync_session_id: String, filter: Filter, push: bool, fsic_v2: bool) -> Self {
+        TransferSession {
+            id,
+            sync_session_id,
+            filter,
+            push,
+            active: true,
+            records_transferred: 0,
+            records_total: None,
+            records_refused: 0,
+            records_of_unknown_models: 0,
+            bytes_buffered: 0,
+            client_fsic: "{}".into(),
+            server_fsic: "{}".into(),
+            fsic_v2,
+            stage: TransferStage::Initializing,
+            status: TransferStatus::Pending,
+        }
+    }
+
     /// True on the side that sends the records: the client of a push, the server of a pull.
     pub fn is_producer(&self, is_server: bool) -> bool {
         self.push != is_server
@@ -148,6 +169,7 @@ pub(crate) async fn active_sync_session<C: ConnectionTrait>(db: &C, id: &str) ->
 
 /// The most recent network sync session this database opened as a client with this server and certificates that has
 /// an unfinished transfer; any older such sessions are closed (their buffers dropped), so at most one is kept.
+#[cfg(feature = "client")]
 pub(crate) async fn unfinished_client_session<C: ConnectionTrait>(
     db: &C,
     server_instance_id: &str,
@@ -179,6 +201,7 @@ pub(crate) async fn unfinished_client_session<C: ConnectionTrait>(
 }
 
 /// Records the sequence number of a signed request; false when it does not exceed the last one (a replay).
+#[cfg(feature = "server")]
 pub(crate) async fn advance_sequence<C: ConnectionTrait>(db: &C, id: &str, sequence: i64) -> Result<bool> {
     let updated = sql::exec(
         db,

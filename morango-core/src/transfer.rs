@@ -80,28 +80,23 @@ pub(crate) async fn receive_chunk(
     records: Vec<crate::buffer::BufferRecord>,
 ) -> Result<Vec<Refusal>> {
     let checked = crate::validation::check_chunk(records, &ts.id, &ts.filter, engine.profile())?;
-    for refusal in &checked.refused {
-        tracing::warn!(
-            transfer = %ts.id, record = %refusal.model_uuid, model = %refusal.model_name, reason = %refusal.reason,
-            "refused a received record"
-        );
-    }
+    crate::refused::log(&ts.id, &checked.refused, false);
     let (txn, _writer) = engine.begin_write().await?;
     let staged = crate::buffer::stage(&txn, &ts.id, engine.profile().name(), &checked.accepted).await?;
     let new: Vec<&crate::buffer::BufferRecord> =
         checked.accepted.iter().filter(|r| staged.contains(&r.model_uuid)).collect();
     let newly_refused = crate::refused::record(&txn, &ts.id, false, &checked.refused).await? as i64;
-    let unknown = new.iter().filter(|r| engine.profile().model(&r.model_name).is_none()).count() as i64;
-    if unknown > 0 {
-        let mut models: Vec<&str> = new.iter().map(|r| r.model_name.as_str()).collect();
-        models.retain(|m| engine.profile().model(m).is_none());
-        models.sort_unstable();
-        models.dedup();
-        tracing::info!(transfer = %ts.id, records = unknown, ?models, "kept records of models this side does not declare");
+    let mut unknown: Vec<&str> =
+        new.iter().map(|r| r.model_name.as_str()).filter(|m| engine.profile().model(m).is_none()).collect();
+    ts.records_of_unknown_models += unknown.len() as i64;
+    if !unknown.is_empty() {
+        let records = unknown.len();
+        unknown.sort_unstable();
+        unknown.dedup();
+        tracing::info!(transfer = %ts.id, records, models = ?unknown, "kept records of models this side does not declare");
     }
     ts.records_transferred += new.len() as i64 + newly_refused;
     ts.records_refused += newly_refused;
-    ts.records_of_unknown_models += unknown;
     ts.bytes_buffered += new.iter().map(|r| crate::buffer::staged_bytes(r)).sum::<i64>();
     session::save_transfer(&txn, ts).await?;
     crate::fault::point("receive.commit");

@@ -164,9 +164,35 @@ fn serve_school(dir: &Path, prefix: &[&str], args: &[&str]) -> Option<(Running, 
 /// server closes them after its header timeout and keeps accepting, so a sync completes meanwhile.
 #[test]
 fn a_server_flooded_with_stalled_connections_still_serves_a_sync() {
+    flooded_server_serves_a_sync(None);
+}
+
+/// The same with the server's database on PostgreSQL (its connection pool holds descriptors too).
+#[test]
+fn a_server_on_postgres_flooded_with_stalled_connections_still_serves_a_sync() {
+    if !Backend::Postgres.enabled() {
+        return eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
+    }
+    let name = format!("morango_test_{}", uuid::Uuid::new_v4().simple());
+    let psql = |sql: &str| {
+        let status = Command::new("psql")
+            .args([format!("{}/postgres", postgres_base()).as_str(), "-qAtc", sql])
+            .status()
+            .expect("psql");
+        assert!(status.success(), "{sql}");
+    };
+    psql(&format!("CREATE DATABASE {name}"));
+    flooded_server_serves_a_sync(Some(&format!("{}/{name}", postgres_base())));
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+fn flooded_server_serves_a_sync(database: Option<&str>) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let prlimit = ["prlimit", "--nofile=256:256", "--"];
-    let limits = ["--max-connections", "100", "--header-timeout", "2s"];
+    let mut limits = vec!["--max-connections", "100", "--header-timeout", "2s"];
+    if let Some(url) = database {
+        limits.extend(["--db", url]);
+    }
     let Some((mut office, url)) = serve_school(dir.path(), &prlimit, &limits) else { return };
     let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
     let stalled: Vec<std::net::TcpStream> = (0..300)

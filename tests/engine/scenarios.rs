@@ -478,7 +478,14 @@ async fn a_sender_fsic_outside_the_filter_is_refused(backend: Backend) {
     use morango::server::{StageRequest, TransferRequest};
     let server = Peer::new(backend).await;
     let session = morango::ids::random_id();
-    morango::server::open_sync_session(&server.engine, &session, "{}", "local").await.unwrap();
+    morango::server::open_sync_session(
+        &server.engine,
+        &session,
+        &format!(r#"{{"id": "{}"}}"#, morango::ids::random_id()),
+        "local",
+    )
+    .await
+    .unwrap();
     let request = TransferRequest {
         id: morango::ids::random_id(),
         sync_session_id: session,

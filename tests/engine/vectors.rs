@@ -109,7 +109,14 @@ async fn merges_match_python_morango(backend: Backend) {
         let transfer = case["transfer_session_id"].as_str().unwrap();
         let buffer = &case["buffer"];
         let sync_session = "5e55105e55105e55105e55105e551051";
-        server::open_sync_session(&engine, sync_session, "{}", "local").await.unwrap();
+        server::open_sync_session(
+            &engine,
+            sync_session,
+            &format!(r#"{{"id": "{}"}}"#, morango::ids::random_id()),
+            "local",
+        )
+        .await
+        .unwrap();
         sql.run(
             "INSERT INTO morango_transfersession (id, sync_session_id, filter, push, active, records_transferred, \
              records_total, client_fsic, server_fsic, fsic_v2, transfer_stage, transfer_stage_status, start_timestamp, \

@@ -267,7 +267,14 @@ struct Queued {
 
 async fn queued_pull(engine: &Engine, filter: &Filter) -> Queued {
     let sync_session = morango::ids::random_id();
-    server::open_sync_session(engine, &sync_session, "{}", "network").await.unwrap();
+    server::open_sync_session(
+        engine,
+        &sync_session,
+        &format!(r#"{{"id": "{}"}}"#, morango::ids::random_id()),
+        "network",
+    )
+    .await
+    .unwrap();
     let request = TransferRequest {
         id: morango::ids::random_id(),
         sync_session_id: sync_session.clone(),
