@@ -3,8 +3,9 @@
 //!
 //! For a model this side declares, the record's partition, source id and id are recomputed from its own fields with
 //! the model's templates or functions ([`crate::Syncable::record_identity`]); the copies of them inside the record
-//! JSON must agree too. A record of a model this side does not declare is checked as Python Morango checks every
-//! record (its id from its partition, source id and model name), then kept and relayed, and counted. Only a chunk
+//! JSON must agree too. A hard deletion (no fields left) and a record of a model this side does not declare are
+//! checked as Python Morango checks every record (its id from its partition, source id and model name); the latter
+//! is then kept, relayed and counted. Only a chunk
 //! that is malformed as a whole (records of another transfer, one record twice) is refused whole.
 //!
 //! Python Morango 0.8.15 writes two record shapes that only differ from ours by the payload a hard deletion
@@ -68,11 +69,11 @@ fn check_record(mut record: BufferRecord, filter: &Filter, profile: &Profile) ->
     erase_hard_deleted_payload(&mut record);
     let model = profile.model(&record.model_name);
     let outcome = if record.hard_deleted {
-        check_generic_id(&record)
+        check_claimed_id(&record, model)
     } else {
         match (serde_json::from_str::<Json>(&record.serialized), model) {
             (Ok(Json::Object(fields)), Some(model)) => check_identity(&record, &fields, model),
-            (Ok(Json::Object(_)), None) => check_generic_id(&record),
+            (Ok(Json::Object(_)), None) => check_claimed_id(&record, None),
             _ => Err("serialized data is not a JSON object".to_owned()),
         }
     };
@@ -157,11 +158,16 @@ fn erase_hard_deleted_payload(record: &mut BufferRecord) {
     }
 }
 
-/// Morango's own check (spec §4.4): the id is computed from the partition (its own id replaced by `${id}`), the
-/// source id and the model name.
-fn check_generic_id(record: &BufferRecord) -> Result<(), String> {
+/// Morango's own check (spec §4.4), for a record without fields to check (a hard deletion) or of a model this side
+/// does not declare: the id is computed from the partition it claims (its own id replaced by `${id}`), the source
+/// id and the model name, by the model's `compute_namespaced_id` when it is declared here.
+fn check_claimed_id(record: &BufferRecord, model: Option<&dyn crate::registry::SyncableModel>) -> Result<(), String> {
     let template = record.partition.replace(&record.model_uuid, "${id}");
-    if sha2_uuid(&[&template, &record.source_id, &record.model_name]) == record.model_uuid {
+    let id = match model {
+        Some(model) => model.compute_namespaced_id(&template, &record.source_id),
+        None => sha2_uuid(&[&template, &record.source_id, &record.model_name]),
+    };
+    if id == record.model_uuid {
         Ok(())
     } else {
         Err("does not match the id computed from its partition, source id and model name".into())

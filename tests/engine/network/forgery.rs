@@ -213,3 +213,23 @@ async fn server_store_has(server: &Server, id: &str) -> Option<String> {
 async fn server_record_of(tablet: &Client, id: &str) -> serde_json::Value {
     serde_json::Value::Object(tablet.peer.record(id).await)
 }
+
+on_both_backends!(a_hard_deletion_is_checked_by_its_models_own_id_function);
+
+/// A hard deletion carries no fields to check, only its claimed partition and source id: its id is checked with its
+/// model's `compute_namespaced_id` (the facility's is its dataset id), and it is accepted.
+async fn a_hard_deletion_is_checked_by_its_models_own_id_function(backend: Backend) {
+    let (office, tablet) = (crate::support::Peer::new(backend).await, crate::support::Peer::new(backend).await);
+    let facility = fixtures::facility(office.db(), "Riverside").await;
+    fixtures::learner(office.db(), &facility, "ada").await;
+    tablet.sync_all(&office).await;
+    morango::hard_delete::<crate::schema::facility::Entity, _>(office.db(), &facility.id).await.unwrap();
+    let report = tablet.sync_all(&office).await;
+    let pull = report.pull.unwrap();
+    assert_eq!((pull.records_transferred, pull.records_refused), (2, 0), "{pull:?}");
+    let row = tablet.store(&facility.id).await.unwrap();
+    assert!(row.hard_deleted && row.deleted, "{row:?}");
+    assert!(crate::schema::facility::Entity::find().one(tablet.db()).await.unwrap().is_none());
+    office.finish().await;
+    tablet.finish().await;
+}
