@@ -177,3 +177,40 @@ async fn fill_the_disk(backend: Backend, disk: &SmallDisk) {
 fn backend_of(server: &Server) -> sea_orm::DbBackend {
     server.db().get_database_backend()
 }
+
+/// A PostgreSQL database turned read-only under a running server (a replica promoted the wrong way, an operator's
+/// `default_transaction_read_only`): the client is told so with a 503 that says it, and nothing breaks for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_is_answered_with_503() {
+    if !Backend::Postgres.enabled() {
+        return eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
+    }
+    let server = Server::start(Backend::Postgres, ServerSettings::default(), Users::new()).await;
+    let tablet = Client::enrol(Backend::Postgres, &server, Wants::Facility).await;
+    tablet.sync(&server).await;
+    let facility = schema::facility::Entity::find().one(tablet.peer.db()).await.unwrap().unwrap();
+    crate::fixtures::learner(tablet.peer.db(), &facility, "ada").await;
+    let session = tablet.open(&server).await;
+    let client = session.client(&tablet.peer.engine);
+    let name = server_database(&server).await;
+    let read_only = |on: bool| format!("ALTER DATABASE {name} SET default_transaction_read_only = {on}");
+    admin(&read_only(true)).await;
+    // The server's pooled connections reconnect and get the new default.
+    admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    let refused = client.push(&server.facility_filter()).await.expect_err("the server cannot write");
+    let message = refused.to_string();
+    assert!(message.contains("503") && message.contains("read-only"), "{message}");
+    admin(&read_only(false)).await;
+    admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    let report = client.push(&server.facility_filter()).await.expect("the push goes on once it can write");
+    assert_eq!(report.records_total, 1);
+    client.close().await.unwrap();
+    assert_eq!(learner::Entity::find().count(server.db()).await.unwrap(), 1);
+    tablet.finish().await;
+    server.finish().await;
+}
+
+async fn server_database(server: &Server) -> String {
+    let row = server.db().query_one_raw(Statement::from_string(backend_of(server), "SELECT current_database() AS n"));
+    row.await.unwrap().unwrap().try_get("", "n").unwrap()
+}
