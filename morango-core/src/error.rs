@@ -97,30 +97,10 @@ impl StorageFailure {
 impl Error {
     /// The storage failure behind a database error, if it is one (see [`StorageFailure`]).
     pub fn storage_failure(&self) -> Option<StorageFailure> {
-        use sea_orm::{RuntimeErr, sqlx};
         let Error::Db { source, .. } = self else { return None };
-        let runtime = match source {
-            DbErr::ConnectionAcquire(_) => return Some(StorageFailure::Unavailable),
-            DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-            _ => return None,
-        };
-        let RuntimeErr::SqlxError(error) = runtime else { return None };
-        match &**error {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                Some(StorageFailure::Unavailable)
-            }
-            sqlx::Error::Database(error) => {
-                let code = error.code().unwrap_or_default();
-                #[cfg(feature = "postgres")]
-                if error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
-                    return classify_sqlstate(&code);
-                }
-                #[cfg(feature = "sqlite")]
-                if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    return classify_sqlite(&code);
-                }
-                None
-            }
+        match source {
+            DbErr::ConnectionAcquire(_) => Some(StorageFailure::Unavailable),
+            DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => driver_failure(runtime),
             _ => None,
         }
     }
@@ -142,6 +122,35 @@ impl From<crate::certificate::CertificateError> for Error {
     fn from(error: crate::certificate::CertificateError) -> Self {
         Error::Certificate(Box::new(error))
     }
+}
+
+/// The storage failure a database driver reported, told apart by the driver's own error type.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn driver_failure(runtime: &sea_orm::RuntimeErr) -> Option<StorageFailure> {
+    use sea_orm::{RuntimeErr, sqlx};
+    let RuntimeErr::SqlxError(error) = runtime else { return None };
+    match &**error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Some(StorageFailure::Unavailable),
+        sqlx::Error::Database(error) => {
+            let code = error.code().unwrap_or_default();
+            #[cfg(feature = "postgres")]
+            if error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+                return classify_sqlstate(&code);
+            }
+            #[cfg(feature = "sqlite")]
+            if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return classify_sqlite(&code);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Without a database driver there is no driver failure.
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+fn driver_failure(_runtime: &sea_orm::RuntimeErr) -> Option<StorageFailure> {
+    None
 }
 
 /// An SQLite (extended) result code.
