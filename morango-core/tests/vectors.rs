@@ -897,7 +897,7 @@ fn dmc_updates_after_a_receive_never_lower_a_counter() {
 #[test]
 fn claims_after_a_receive_cover_pythons_and_fold_the_super_partitions_in() {
     let mut folded = 0;
-    for case in cases("update_fsics").into_iter().filter(|case| case["v2_format"] == true) {
+    for case in cases("update_fsics").iter().filter(|case| case["v2_format"] == true) {
         let filter = Filter::parse(text(case, "filter"));
         let sender = fsic_v2(&case["fsics"]);
         let python = apply_only_if_higher(&[], &dmc_updates_v2(&sender));

@@ -127,7 +127,7 @@ async fn a_full_disk_is_answered_with_507_corrupts_nothing_and_the_sync_goes_on_
 }
 
 async fn fill_the_disk(backend: Backend, disk: &SmallDisk) {
-    let peer = Peer::on(TestDb::on_disk(backend, &disk).await, Tables::Current, &schema::FACILITY_DATA, 500).await;
+    let peer = Peer::on(TestDb::on_disk(backend, disk).await, Tables::Current, &schema::FACILITY_DATA, 500).await;
     let server = Server::start_on(peer, ServerSettings::default(), Users::new(), |router| router).await;
     let tablet = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 20).await;
     tablet.sync(&server).await;
