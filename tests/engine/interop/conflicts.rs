@@ -126,12 +126,7 @@ async fn relayed_by_a_rust_client(python: &Path, caps: Caps, backend: Backend) {
     let pair = Pair::on(python, Direction::RustClient, caps, backend).await;
     let facility = pair.facility.clone();
     let a_url = pair.url();
-    let b = PyInstance::new(python, "b", caps);
-    let out = b
-        .run(&["sync", &a_url, &facility, "--username", "admin", "--password", "admin", "--no-pull", "--no-push"])
-        .await;
-    assert_eq!(out["certificate_requested"], true);
-    let b_server = b.serve().await;
+    let (b, b_server) = pair.second_python_server(python).await;
     let rust = &pair.rust;
     let (a_side, b_side) = (Side::Python(&pair.py), Side::Python(&b));
     let sync = |url: &str, pull: bool| {

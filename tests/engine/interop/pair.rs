@@ -102,6 +102,18 @@ impl Pair {
         Pair { direction, py, py_server, rust, rust_url, facility, ids }
     }
 
+    /// Python B: a second Python instance that obtained a certificate of the facility from this pair's Python
+    /// server (a CSR, no records) and serves it too, with the admin account.
+    pub async fn second_python_server(&self, python: &Path) -> (PyInstance, PyServer) {
+        let b = PyInstance::new(python, "b", self.py.caps);
+        let csr = ["sync", &self.url(), &self.facility, "--username", ADMIN.0, "--password", ADMIN.1];
+        let out = b.run(&[&csr[..], &["--no-pull", "--no-push"]].concat()).await;
+        assert_eq!(out["certificate_requested"], true);
+        b.run(&["add_user", ADMIN.0, ADMIN.1, "--superuser"]).await;
+        let server = b.serve().await;
+        (b, server)
+    }
+
     /// A seeded id: `id("learners", "ada")`.
     pub fn id(&self, kind: &str, name: &str) -> String {
         self.ids[kind][name].as_str().unwrap_or_else(|| panic!("no {kind} {name} in {}", self.ids)).to_owned()

@@ -190,13 +190,7 @@ async fn relay_through_a_rust_client(python: &Path, caps: Caps, backend: Backend
     let facility = pair.facility.clone();
     let a_url = pair.url();
     // B: a certificate of the facility from A (no records), then its own server.
-    let b = PyInstance::new(python, "b", caps);
-    let out = b
-        .run(&["sync", &a_url, &facility, "--username", "admin", "--password", "admin", "--no-pull", "--no-push"])
-        .await;
-    assert_eq!(out["certificate_requested"], true);
-    b.run(&["add_user", "admin", "admin", "--superuser"]).await;
-    let b_server = b.serve().await;
+    let (b, b_server) = pair.second_python_server(python).await;
     let rust = &pair.rust;
 
     rust.sync(&a_url, &facility, None, Some(("admin", "admin"))).await.expect("rust pulls from A");
