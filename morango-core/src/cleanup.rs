@@ -107,15 +107,26 @@ async fn close_idle(engine: &Engine, older_than: Duration) -> Result<CleanupRepo
 /// [`DEFAULT_EXPIRATION`]. Returns how many were closed. Servers call it when a transfer is created and while
 /// serving, so an interrupted client never leaves its buffers behind for long.
 pub async fn expire_idle_transfers(engine: &Engine, idle: Duration) -> Result<u64> {
+    // Looked for first without the write lock: usually there is none.
+    if idle_served(engine.db(), Utc::now(), idle).await?.is_empty() {
+        return Ok(0);
+    }
     let (txn, _writer) = engine.begin_write().await?;
-    let closed = expire_served(&txn, Utc::now(), idle).await?;
+    let idle = idle_served(&txn, Utc::now(), idle).await?;
+    for id in &idle {
+        tracing::info!(transfer = %id, "closing a transfer idle for too long");
+        crate::buffer::clear(&txn, id).await?;
+        crate::session::close_transfer_session(&txn, id).await?;
+    }
     txn.commit().await.context(|| "committing expired transfers".into())?;
-    Ok(closed)
+    Ok(idle.len() as u64)
 }
 
-async fn expire_served(txn: &sea_orm::DatabaseTransaction, now: DateTime<Utc>, idle: Duration) -> Result<u64> {
+/// The unfinished transfers served here that are idle beyond `idle` (beyond [`DEFAULT_EXPIRATION`] when their
+/// stage is still running).
+async fn idle_served<C: sea_orm::ConnectionTrait>(db: &C, now: DateTime<Utc>, idle: Duration) -> Result<Vec<String>> {
     let rows = sql::query(
-        txn,
+        db,
         "finding idle transfers",
         "SELECT t.id FROM morango_transfersession t JOIN morango_syncsession s ON s.id = t.sync_session_id \
          WHERE t.active = $1 AND s.is_server = $1 AND ((t.last_activity_timestamp < $2 AND t.transfer_stage_status <> $3) \
@@ -128,13 +139,7 @@ async fn expire_served(txn: &sea_orm::DatabaseTransaction, now: DateTime<Utc>, i
         ],
     )
     .await?;
-    for row in &rows {
-        let id: String = sql::get(row, "id")?;
-        tracing::info!(transfer = %id, "closing a transfer idle for too long");
-        crate::buffer::clear(txn, &id).await?;
-        crate::session::close_transfer_session(txn, &id).await?;
-    }
-    Ok(rows.len() as u64)
+    rows.iter().map(|row| sql::get(row, "id")).collect()
 }
 
 /// Deletes closed sessions whose last activity is older than `before`, and refused records refused before it.
