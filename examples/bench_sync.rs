@@ -144,11 +144,13 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
         checks.as_secs_f64(),
         100.0 * checks.as_secs_f64() / first.total.as_secs_f64()
     );
-    println!("first sync by stage (pull, then push):");
-    for ((push, stage), time) in &first.stages {
-        if time.as_millis() > 0 {
-            let direction = if *push { "push" } else { "pull" };
-            println!("  {direction} {:<14} {:>8.3} s", stage.as_str(), time.as_secs_f64());
+    for (what, sync) in [("first sync", &first), ("no-op sync", &second)] {
+        println!("{what} by stage (pull, then push):");
+        for ((push, stage), time) in &sync.stages {
+            if time.as_micros() >= 500 {
+                let direction = if *push { "push" } else { "pull" };
+                println!("  {direction} {:<14} {:>8.3} s", stage.as_str(), time.as_secs_f64());
+            }
         }
     }
     Ok(())

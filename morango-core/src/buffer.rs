@@ -1,5 +1,5 @@
 //! Buffers: the records of one transfer, as the producer pages them out of its queue and as the receiver stages
-//! them before merging (spec §5.4, §2.9).
+//! each chunk before merging it into its store (spec §5.4, §2.9).
 
 use std::collections::HashSet;
 
@@ -55,6 +55,60 @@ pub struct RmcbRecord {
     pub instance_id: String,
     /// The highest counter at which the instance saved the record.
     pub counter: i64,
+}
+
+/// Where received records wait to be merged into the store: a pair of tables with the buffer's columns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Staging {
+    /// The records.
+    pub(crate) records: &'static str,
+    /// Their record-max counters.
+    pub(crate) counters: &'static str,
+}
+
+/// The transfer's buffer tables, where an older engine staged a whole transfer before dequeuing it.
+pub(crate) const BUFFERS: Staging = Staging { records: "morango_buffer", counters: "morango_recordmaxcounterbuffer" };
+
+/// Temporary tables that hold the one chunk being merged (each connection has its own; they are emptied before
+/// the chunk's transaction ends, and never reach the database file's journal or its fsyncs).
+pub(crate) const CHUNK: Staging = Staging { records: "morango_chunk", counters: "morango_chunkcounter" };
+
+/// Creates this connection's [`CHUNK`] tables if it has none yet.
+pub(crate) async fn prepare_chunk_tables<C: ConnectionTrait>(db: &C) -> Result<()> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // `IF NOT EXISTS` would answer every chunk with a notice: look first.
+        let row = sql::query_one(
+            db,
+            "looking for the chunk tables",
+            "SELECT to_regclass($1) IS NOT NULL AS here",
+            vec![text(format!("pg_temp.{}", CHUNK.counters))],
+        )
+        .await?;
+        if let Some(row) = row
+            && get::<bool>(&row, "here")?
+        {
+            return Ok(());
+        }
+    }
+    let texts = "transfer_session_id TEXT NOT NULL, model_uuid TEXT NOT NULL";
+    for ddl in [
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} ({texts}, seq BIGINT NOT NULL, profile TEXT NOT NULL, \
+             serialized TEXT NOT NULL, deleted BOOLEAN NOT NULL, hard_deleted BOOLEAN NOT NULL, \
+             last_saved_instance TEXT NOT NULL, last_saved_counter BIGINT NOT NULL, partition TEXT NOT NULL, \
+             source_id TEXT NOT NULL, model_name TEXT NOT NULL, conflicting_serialized_data TEXT NOT NULL, \
+             _self_ref_fk TEXT NOT NULL, PRIMARY KEY (transfer_session_id, model_uuid))",
+            CHUNK.records
+        ),
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} ({texts}, instance_id TEXT NOT NULL, counter BIGINT NOT NULL, \
+             PRIMARY KEY (transfer_session_id, model_uuid, instance_id))",
+            CHUNK.counters
+        ),
+    ] {
+        sql::exec(db, "creating the chunk tables", &ddl, vec![]).await?;
+    }
+    Ok(())
 }
 
 const BUFFER_COLUMNS: &str = "transfer_session_id, model_uuid, seq, profile, serialized, deleted, hard_deleted, \
@@ -125,13 +179,14 @@ fn record_from_row(row: &QueryResult, transfer: &str) -> Result<BufferRecord> {
     })
 }
 
-/// Stages validated records in the receiver's buffer and returns the ids of those that were not staged for this
+/// Stages validated records in `staging` and returns the ids of those that were not staged for this
 /// transfer before. A record sent again (a chunk retried after a lost answer, or re-sent by a resumed push) is
 /// replaced, as Morango 0.8.15 does, and its record-max counters merged, highest per instance. Records are inserted
 /// first (`ON CONFLICT DO NOTHING … RETURNING`: one index probe per record, whatever the buffer's statistics say);
 /// only records that were there already are then upserted.
 pub(crate) async fn stage<C: ConnectionTrait>(
     db: &C,
+    staging: Staging,
     transfer: &str,
     profile: &str,
     records: &[BufferRecord],
@@ -141,18 +196,18 @@ pub(crate) async fn stage<C: ConnectionTrait>(
     // many records a peer sends in one chunk.
     for (n, chunk) in records.chunks(RECORDS_PER_STATEMENT).enumerate() {
         let first = n * RECORDS_PER_STATEMENT;
-        let (sql, values) = insert_records(transfer, profile, chunk, first, "DO NOTHING RETURNING model_uuid");
+        let (sql, values) = insert_records(staging, transfer, profile, chunk, first, "DO NOTHING RETURNING model_uuid");
         for row in sql::query(db, "staging received records", &sql, values).await? {
             new.insert(get::<String>(&row, "model_uuid")?);
         }
         let again: Vec<BufferRecord> = chunk.iter().filter(|r| !new.contains(&r.model_uuid)).cloned().collect();
         if !again.is_empty() {
             let (sql, values) =
-                insert_records(transfer, profile, &again, first, &format!("DO UPDATE SET {REPLACE_BUFFERED}"));
+                insert_records(staging, transfer, profile, &again, first, &format!("DO UPDATE SET {REPLACE_BUFFERED}"));
             sql::exec(db, "replacing records sent again", &sql, values).await?;
         }
     }
-    stage_counters(db, transfer, records).await?;
+    stage_counters(db, staging, transfer, records).await?;
     Ok(new)
 }
 
@@ -168,6 +223,7 @@ const RECORDS_PER_STATEMENT: usize = 1_000;
 
 /// A multi-row `INSERT` of records into the buffer, `ON CONFLICT` of the record `conflict`.
 fn insert_records(
+    staging: Staging,
     transfer: &str,
     profile: &str,
     records: &[BufferRecord],
@@ -197,14 +253,20 @@ fn insert_records(
         ]);
     }
     let sql = format!(
-        "INSERT INTO morango_buffer ({BUFFER_COLUMNS}) VALUES {} ON CONFLICT (transfer_session_id, model_uuid) {conflict}",
+        "INSERT INTO {} ({BUFFER_COLUMNS}) VALUES {} ON CONFLICT (transfer_session_id, model_uuid) {conflict}",
+        staging.records,
         tuples.join(", ")
     );
     (sql, values)
 }
 
 /// Stages the records' record-max counters, keeping the highest per instance.
-async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[BufferRecord]) -> Result<()> {
+async fn stage_counters<C: ConnectionTrait>(
+    db: &C,
+    staging: Staging,
+    transfer: &str,
+    records: &[BufferRecord],
+) -> Result<()> {
     let counters: Vec<&RmcbRecord> = records.iter().flat_map(|r| &r.rmcb_list).collect();
     for chunk in counters.chunks(1000) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
@@ -217,11 +279,11 @@ async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[B
             db,
             "staging received record counters",
             &format!(
-                "INSERT INTO morango_recordmaxcounterbuffer (transfer_session_id, model_uuid, instance_id, counter) \
+                "INSERT INTO {t} (transfer_session_id, model_uuid, instance_id, counter) \
                  VALUES {} ON CONFLICT (transfer_session_id, model_uuid, instance_id) DO UPDATE SET \
-                 counter = CASE WHEN excluded.counter > morango_recordmaxcounterbuffer.counter THEN excluded.counter \
-                 ELSE morango_recordmaxcounterbuffer.counter END",
-                tuples.join(", ")
+                 counter = CASE WHEN excluded.counter > {t}.counter THEN excluded.counter ELSE {t}.counter END",
+                tuples.join(", "),
+                t = staging.counters
             ),
             values,
         )
@@ -230,31 +292,38 @@ async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[B
     Ok(())
 }
 
-/// Whether any record is staged for `transfer`.
-pub(crate) async fn any_staged<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<bool> {
+/// Whether any record is staged in `staging` for `transfer`.
+pub(crate) async fn any_staged<C: ConnectionTrait>(db: &C, staging: Staging, transfer: &str) -> Result<bool> {
     let row = sql::query_one(
         db,
         "looking for staged records",
-        "SELECT 1 AS one FROM morango_buffer WHERE transfer_session_id = $1 LIMIT 1",
+        &format!("SELECT 1 AS one FROM {} WHERE transfer_session_id = $1 LIMIT 1", staging.records),
         vec![text(transfer)],
     )
     .await?;
     Ok(row.is_some())
 }
 
-/// About what staging a record costs in bytes: its texts, and its ids and counters.
-pub(crate) fn staged_bytes(record: &BufferRecord) -> i64 {
-    let texts = record.serialized.len()
-        + record.conflicting_serialized_data.len()
-        + record.partition.len()
-        + record.source_id.len()
-        + record.model_name.len();
-    (texts + 150 + 100 * record.rmcb_list.len()) as i64
+/// The records staged in [`CHUNK`] that this transfer merged into the store before: a chunk sent again (retried
+/// after a lost answer, or re-sent by a resumed push), which must not be counted twice.
+pub(crate) async fn received_before<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<HashSet<String>> {
+    let rows = sql::query(
+        db,
+        "looking for records received before",
+        &format!(
+            "SELECT b.model_uuid FROM {} b JOIN morango_store s ON s.id = b.model_uuid \
+             WHERE b.transfer_session_id = $1 AND s.last_transfer_session_id = $1",
+            CHUNK.records
+        ),
+        vec![text(transfer)],
+    )
+    .await?;
+    rows.iter().map(|row| get(row, "model_uuid")).collect()
 }
 
 /// Removes everything a transfer holds: the producer's queue and the receiver's buffers.
 pub(crate) async fn clear<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<()> {
-    for table in ["morango_transferqueue", "morango_buffer", "morango_recordmaxcounterbuffer"] {
+    for table in ["morango_transferqueue", BUFFERS.records, BUFFERS.counters] {
         sql::exec(
             db,
             "removing buffers",

@@ -31,8 +31,23 @@ pub(crate) async fn raise<C: ConnectionTrait>(db: &C, instance_id: &str, partiti
 /// than the highest counter of that instance this database holds in a record history under that partition. A
 /// sender can therefore not make this database believe it has records it never received (which, since counters
 /// only rise, would keep them from ever being requested again); claims without evidence are dropped.
+///
+/// A claim this database already meets is skipped before its evidence is looked for (a scan of the instance's
+/// record histories): a sync that brought nothing new raises nothing and reads nothing.
 pub(crate) async fn raise_claimed<C: ConnectionTrait>(db: &C, claims: &[DmcRow]) -> Result<()> {
     for claim in claims {
+        let current = sql::query_one(
+            db,
+            "reading a database max counter",
+            "SELECT counter FROM morango_databasemaxcounter WHERE instance_id = $1 AND partition = $2",
+            vec![text(&claim.instance_id), text(&claim.partition)],
+        )
+        .await?;
+        if let Some(row) = current
+            && get::<i64>(&row, "counter")? >= claim.counter
+        {
+            continue;
+        }
         let row = sql::query_one(
             db,
             "checking a claimed counter",

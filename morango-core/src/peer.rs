@@ -73,7 +73,7 @@ impl Peer for LocalPeer<'_> {
             return Ok(created);
         }
         let to_queuing = StageRequest { stage: Some(TransferStage::Queuing), ..Default::default() };
-        server::proceed_to(self.engine, &created.id, &to_queuing).await
+        server::proceed_to(self.engine, &created.id, &to_queuing, &self.limits).await
     }
 
     async fn transfer_session(&self, id: &str) -> Result<TransferSession> {
@@ -81,7 +81,7 @@ impl Peer for LocalPeer<'_> {
     }
 
     async fn update_transfer_session(&self, id: &str, request: &StageRequest) -> Result<TransferSession> {
-        server::proceed_to(self.engine, id, request).await
+        server::proceed_to(self.engine, id, request, &self.limits).await
     }
 
     async fn pull_buffers(&self, id: &str, offset: i64, limit: i64) -> Result<Vec<BufferRecord>> {
@@ -89,7 +89,7 @@ impl Peer for LocalPeer<'_> {
     }
 
     async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> Result<Vec<Refusal>> {
-        let (_, refused) = server::receive(self.engine, id, records.to_vec(), &self.limits).await?;
+        let (_, refused) = server::receive(self.engine, id, records.to_vec()).await?;
         Ok(refused)
     }
 

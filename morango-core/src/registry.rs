@@ -183,7 +183,7 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
         filter: Option<&Filter>,
     ) -> Result<Vec<AppRow>> {
         let mut select = E::find()
-            .filter(Expr::col(Alias::new(db_column::<E>(columns::DIRTY_BIT))).eq(true))
+            .filter(Expr::cust(crate::tracking::dirty_condition(&db_column::<E>(columns::DIRTY_BIT))))
             .order_by_asc(Expr::col(Alias::new(columns::ID)))
             .limit(limit);
         if let Some(after) = after {

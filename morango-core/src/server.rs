@@ -15,14 +15,15 @@ use crate::stage::{TransferStage, TransferStatus};
 use crate::transfer;
 
 /// What a server bounds for its clients: how long an unfinished transfer may sit idle, and how many bytes of
-/// unfinished transfers one client certificate may leave in the server's buffers and queues.
+/// unfinished transfers one client certificate may leave in the server's queues (pushed chunks are merged as they
+/// arrive and leave nothing behind).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferLimits {
     /// An unfinished transfer idle longer than this is closed and its buffers dropped (one whose stage is still
     /// running gets [`crate::cleanup::DEFAULT_EXPIRATION`]). A client that comes back later starts over.
     pub idle_timeout: std::time::Duration,
-    /// The most bytes the unfinished transfers of one client certificate may buffer; beyond it the server answers
-    /// 507 and the client must finish or abandon a transfer first.
+    /// The most bytes the unfinished transfers of one client certificate may hold (pull queues); beyond it the
+    /// server answers 507 and the client must finish or abandon a transfer first.
     pub max_buffered_bytes_per_certificate: i64,
 }
 
@@ -189,7 +190,12 @@ pub async fn transfer_session(engine: &Engine, id: &str) -> Result<TransferSessi
 
 /// Runs the server's work for every stage after the current one, up to `request.stage`, and records the
 /// request's values. A stage at or before the current one changes nothing.
-pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Result<TransferSession> {
+pub async fn proceed_to(
+    engine: &Engine,
+    id: &str,
+    request: &StageRequest,
+    limits: &TransferLimits,
+) -> Result<TransferSession> {
     let mut ts = transfer_session(engine, id).await?;
     if ts.status == TransferStatus::Errored {
         return Err(Error::Session(format!("transfer session {id} failed at {} and cannot proceed", ts.stage)));
@@ -215,7 +221,7 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
         ts.status = TransferStatus::Started;
         emit(engine, &ts, Progress::Started);
         crate::fault::point(&format!("{stage}.start"));
-        let outcome = run_stage(engine, &mut ts, request).await;
+        let outcome = run_stage(engine, &mut ts, request, limits).await;
         crate::fault::point(&format!("{stage}.end"));
         match outcome {
             Ok(status) => ts.status = status,
@@ -254,7 +260,12 @@ pub async fn proceed_to(engine: &Engine, id: &str, request: &StageRequest) -> Re
     Ok(ts)
 }
 
-async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageRequest) -> Result<TransferStatus> {
+async fn run_stage(
+    engine: &Engine,
+    ts: &mut TransferSession,
+    request: &StageRequest,
+    limits: &TransferLimits,
+) -> Result<TransferStatus> {
     match ts.stage {
         TransferStage::Initializing => {}
         TransferStage::Serializing => {
@@ -268,6 +279,9 @@ async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageReq
                 ts.records_total = Some(request.records_total.or(ts.records_total).unwrap_or(0).max(0));
             }
             transfer::queuing(engine, ts, true).await?;
+            if !ts.push {
+                check_held_bytes(engine, ts, limits).await?;
+            }
         }
         TransferStage::Transferring => {
             if let Some(n) = request.records_transferred.filter(|_| !ts.push) {
@@ -285,6 +299,25 @@ async fn run_stage(engine: &Engine, ts: &mut TransferSession, request: &StageReq
         TransferStage::Cleanup => transfer::cleanup(engine, ts).await?,
     }
     Ok(TransferStatus::Completed)
+}
+
+/// Refuses a pull whose queue would take the client certificate's unfinished transfers past
+/// [`TransferLimits::max_buffered_bytes_per_certificate`]; its queue is dropped.
+async fn check_held_bytes(engine: &Engine, ts: &mut TransferSession, limits: &TransferLimits) -> Result<()> {
+    let certificate = session::active_sync_session(engine.db(), &ts.sync_session_id).await?.client_certificate_id;
+    let Some(certificate) = certificate else { return Ok(()) };
+    let held = session::buffered_bytes_of_certificate(engine.db(), &certificate).await?;
+    if held.saturating_add(ts.bytes_buffered) <= limits.max_buffered_bytes_per_certificate {
+        return Ok(());
+    }
+    let queued = ts.bytes_buffered;
+    buffer::clear(engine.db(), &ts.id).await?;
+    ts.bytes_buffered = 0;
+    Err(Error::Capacity(format!(
+        "certificate {certificate} already holds {held} bytes in unfinished transfers on this server, and this pull's \
+         queue of {queued} bytes would pass the limit of {} bytes: finish or close an unfinished transfer",
+        limits.max_buffered_bytes_per_certificate
+    )))
 }
 
 /// A page of the records queued for a pull.
@@ -319,15 +352,10 @@ pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 /// The largest page served.
 pub const MAX_PAGE: i64 = 5_000;
 
-/// Stores a chunk of pushed records after validating every one of them: returns the transfer and the records it
-/// refused (the rest of the chunk is stored). Refused whole: a malformed chunk, and one that would take the
-/// client certificate's unfinished transfers past [`TransferLimits::max_buffered_bytes_per_certificate`].
-pub async fn receive(
-    engine: &Engine,
-    id: &str,
-    records: Vec<BufferRecord>,
-    limits: &TransferLimits,
-) -> Result<(TransferSession, Vec<Refusal>)> {
+/// Merges a chunk of pushed records into the store after validating every one of them: returns the transfer and
+/// the records it refused (the rest of the chunk is stored). A malformed chunk is refused whole. Nothing of the
+/// chunk is held for the transfer afterwards.
+pub async fn receive(engine: &Engine, id: &str, records: Vec<BufferRecord>) -> Result<(TransferSession, Vec<Refusal>)> {
     let mut ts = transfer_session(engine, id).await?;
     if !ts.push {
         return Err(Error::Forbidden(format!("transfer session {id} is a pull: records cannot be pushed to it")));
@@ -340,18 +368,6 @@ pub async fn receive(
             "transfer session {id} is not receiving records ({} {})",
             ts.stage, ts.status
         )));
-    }
-    let incoming: i64 = records.iter().map(buffer::staged_bytes).sum();
-    let certificate = session::active_sync_session(engine.db(), &ts.sync_session_id).await?.client_certificate_id;
-    if let Some(certificate) = certificate {
-        let held = session::buffered_bytes_of_certificate(engine.db(), &certificate).await?;
-        if held.saturating_add(incoming) > limits.max_buffered_bytes_per_certificate {
-            return Err(Error::Capacity(format!(
-                "certificate {certificate} already holds {held} bytes in unfinished transfers on this server, and this \
-                 chunk of {incoming} bytes would pass the limit of {} bytes: finish or close an unfinished transfer",
-                limits.max_buffered_bytes_per_certificate
-            )));
-        }
     }
     let refused = transfer::receive_chunk(engine, &mut ts, records).await?;
     emit(
@@ -376,7 +392,8 @@ pub async fn close_transfer(engine: &Engine, id: &str) -> Result<()> {
     let mut ts = transfer_session(engine, id).await?;
     let transferred = ts.records_transferred >= ts.records_total.unwrap_or(i64::MAX);
     if transferred && ts.status != TransferStatus::Errored {
-        proceed_to(engine, id, &StageRequest { stage: Some(TransferStage::Cleanup), ..Default::default() }).await?;
+        let cleanup = StageRequest { stage: Some(TransferStage::Cleanup), ..Default::default() };
+        proceed_to(engine, id, &cleanup, &TransferLimits::default()).await?;
         return Ok(());
     }
     transfer::cleanup(engine, &mut ts).await?;

@@ -1,6 +1,7 @@
 //! The stage work one side of a transfer does on its own database, for the client and the server alike
 //! (spec §9.2): who serializes, queues, dequeues and deserializes depends only on the direction and the side.
 
+use crate::buffer::CHUNK;
 use crate::engine::Engine;
 use crate::error::{DbContext, Result};
 use crate::refused::Refusal;
@@ -70,10 +71,11 @@ pub(crate) async fn cleanup(engine: &Engine, ts: &mut TransferSession) -> Result
     Ok(())
 }
 
-/// Validates a chunk of received records and stages the records that pass; a refused record is stored in
-/// `morango_refusedrecord` with its reason and logged, and the rest of the chunk goes on (only a malformed chunk is
-/// refused whole). The transfer's counts move in the same transaction: records received (a record sent again
-/// counts once), refused, of undeclared models, and the bytes buffered. Returns the refusals.
+/// Validates a chunk of received records and merges the records that pass straight into the store (they stay
+/// dirty until deserialization); a refused record is stored in `morango_refusedrecord` with its reason and logged,
+/// and the rest of the chunk goes on (only a malformed chunk is refused whole). The transfer's counts move in the
+/// same transaction: records received (a record sent again counts once), refused, and of undeclared models.
+/// Returns the refusals.
 pub(crate) async fn receive_chunk(
     engine: &Engine,
     ts: &mut TransferSession,
@@ -81,10 +83,13 @@ pub(crate) async fn receive_chunk(
 ) -> Result<Vec<Refusal>> {
     let checked = crate::validation::check_chunk(records, &ts.id, &ts.filter, engine.profile())?;
     crate::refused::log(&ts.id, &checked.refused, false);
-    let (txn, _writer) = engine.begin_write().await?;
-    let staged = crate::buffer::stage(&txn, &ts.id, engine.profile().name(), &checked.accepted).await?;
+    let (txn, _writer) = engine.begin_exclusive().await?;
+    crate::buffer::prepare_chunk_tables(&txn).await?;
+    crate::buffer::stage(&txn, CHUNK, &ts.id, engine.profile().name(), &checked.accepted).await?;
+    let again = crate::buffer::received_before(&txn, &ts.id).await?;
+    crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
     let new: Vec<&crate::buffer::BufferRecord> =
-        checked.accepted.iter().filter(|r| staged.contains(&r.model_uuid)).collect();
+        checked.accepted.iter().filter(|r| !again.contains(&r.model_uuid)).collect();
     let newly_refused = crate::refused::record(&txn, &ts.id, false, &checked.refused).await? as i64;
     let mut unknown: Vec<&str> =
         new.iter().map(|r| r.model_name.as_str()).filter(|m| engine.profile().model(m).is_none()).collect();
@@ -97,7 +102,6 @@ pub(crate) async fn receive_chunk(
     }
     ts.records_transferred += new.len() as i64 + newly_refused;
     ts.records_refused += newly_refused;
-    ts.bytes_buffered += new.iter().map(|r| crate::buffer::staged_bytes(r)).sum::<i64>();
     session::save_transfer(&txn, ts).await?;
     crate::fault::point("receive.commit");
     txn.commit().await.context(|| "committing received records".into())?;

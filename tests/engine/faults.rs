@@ -626,13 +626,13 @@ async fn sync_role(engine: Engine) {
             engine.db().get_database_backend(),
             match engine.db().get_database_backend() {
                 sea_orm::DbBackend::Postgres => {
-                    "SELECT t.id, t.records_transferred, t.transfer_stage, (SELECT COUNT(*) FROM morango_buffer b \
-                     WHERE b.transfer_session_id = t.id) AS staged FROM morango_transfersession t \
+                    "SELECT t.id, t.records_transferred, t.transfer_stage, (SELECT COUNT(*) FROM morango_store s \
+                     WHERE s.last_transfer_session_id = t.id) AS staged FROM morango_transfersession t \
                      WHERE t.active = true AND t.push = $1"
                 }
                 _ => {
-                    "SELECT t.id, t.records_transferred, t.transfer_stage, (SELECT COUNT(*) FROM morango_buffer b \
-                     WHERE b.transfer_session_id = t.id) AS staged FROM morango_transfersession t \
+                    "SELECT t.id, t.records_transferred, t.transfer_stage, (SELECT COUNT(*) FROM morango_store s \
+                     WHERE s.last_transfer_session_id = t.id) AS staged FROM morango_transfersession t \
                      WHERE t.active = true AND t.push = ?"
                 }
             },

@@ -116,7 +116,8 @@ async fn a_staged_page_is_counted_with_it_and_the_pull_resumes_after_it(backend:
     // The page and its count were committed together: the resumed pull asks for the next page.
     let counted = b.db().query_one_raw(sea_orm::Statement::from_string(
         b.backend(),
-        "SELECT records_transferred AS n, (SELECT COUNT(*) FROM morango_buffer) AS staged FROM morango_transfersession",
+        "SELECT records_transferred AS n, (SELECT COUNT(*) FROM morango_store s \
+         WHERE s.last_transfer_session_id = t.id) AS staged FROM morango_transfersession t",
     ));
     let counted = counted.await.unwrap().unwrap();
     let (n, staged): (i64, i64) = (counted.try_get("", "n").unwrap(), counted.try_get("", "staged").unwrap());

@@ -498,7 +498,7 @@ async fn a_sender_fsic_outside_the_filter_is_refused(backend: Backend) {
     let claim = format!(r#"{{"super": {{}}, "sub": {{"": {{"{}": 1000000}}}}}}"#, "c".repeat(32));
     let serializing =
         StageRequest { stage: Some(TransferStage::Serializing), client_fsic: Some(claim), ..Default::default() };
-    let refused = morango::server::proceed_to(&server.engine, &ts.id, &serializing).await;
+    let refused = morango::server::proceed_to(&server.engine, &ts.id, &serializing, &Default::default()).await;
     assert!(matches!(refused, Err(morango::Error::Fsic(_))), "{refused:?}");
     let counters = sea_orm::ConnectionTrait::query_all_raw(
         server.db(),

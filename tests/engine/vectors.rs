@@ -170,6 +170,7 @@ async fn merges_match_python_morango(backend: Backend) {
             &engine,
             transfer,
             &StageRequest { stage: Some(TransferStage::Dequeuing), ..Default::default() },
+            &Default::default(),
         )
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));

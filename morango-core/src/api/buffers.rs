@@ -79,6 +79,6 @@ pub(super) async fn push(
     }
     let ts = server::transfer_session(api.engine(), &id).await?;
     authorize(api, &ts.sync_session_id, &head, &body).await?;
-    let (_, refused) = server::receive(api.engine(), &id, records, &api.settings().transfer_limits).await?;
+    let (_, refused) = server::receive(api.engine(), &id, records).await?;
     Ok((StatusCode::CREATED, Json(PushAnswer { refused })))
 }

@@ -38,11 +38,11 @@ pub(super) async fn create(
     let mut ts = server::create_transfer(api.engine(), &request, &api.settings().transfer_limits).await?;
     if request.push && body.records_total.is_some() {
         let total = StageRequest { records_total: body.records_total, ..Default::default() };
-        ts = server::proceed_to(api.engine(), &ts.id, &total).await?;
+        ts = server::proceed_to(api.engine(), &ts.id, &total, &api.settings().transfer_limits).await?;
     }
     if !caps.has(capabilities::ASYNC_OPERATIONS) {
         let to_queuing = StageRequest { stage: Some(TransferStage::Queuing), ..Default::default() };
-        ts = server::proceed_to(api.engine(), &ts.id, &to_queuing).await?;
+        ts = server::proceed_to(api.engine(), &ts.id, &to_queuing, &api.settings().transfer_limits).await?;
     }
     let status = if ts.status == TransferStatus::Completed { StatusCode::CREATED } else { StatusCode::ACCEPTED };
     Ok((status, Json((&ts).into())))
@@ -100,7 +100,7 @@ pub(super) async fn update(
         records_transferred: patch.records_transferred,
         records_refused: patch.records_refused,
     };
-    let ts = server::proceed_to(api.engine(), &id, &request).await?;
+    let ts = server::proceed_to(api.engine(), &id, &request, &api.settings().transfer_limits).await?;
     Ok(Json((&ts).into()))
 }
 

@@ -57,7 +57,7 @@ pub(crate) struct ServeArgs {
     /// Close a client's unfinished transfer idle for this long and drop its buffers (default 15m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub transfer_idle_timeout: Option<Duration>,
-    /// The most bytes the unfinished transfers of one client certificate may buffer (default 1 GiB).
+    /// The most bytes the unfinished pulls of one client certificate may keep queued (default 1 GiB).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(i64).range(1..))]
     pub max_buffered_bytes: Option<i64>,
 }

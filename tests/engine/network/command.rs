@@ -287,7 +287,7 @@ async fn queued_pull(engine: &Engine, filter: &Filter) -> Queued {
     let empty_fsic = r#"{"super": {}, "sub": {}}"#.to_owned();
     let stage =
         StageRequest { stage: Some(TransferStage::Queuing), client_fsic: Some(empty_fsic), ..Default::default() };
-    server::proceed_to(engine, &transfer, &stage).await.unwrap();
+    server::proceed_to(engine, &transfer, &stage, &Default::default()).await.unwrap();
     Queued { sync_session, transfer }
 }
 

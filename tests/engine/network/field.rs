@@ -140,8 +140,10 @@ async fn transfers_idle_too_long_are_closed_by_the_server(backend: Backend) {
 
 on_both_backends!(a_certificates_unfinished_transfers_are_bounded_in_bytes);
 
+/// Pushed chunks are merged as they arrive: a push holds nothing on the server, however large. What a pull leaves
+/// queued is bounded per client certificate: past the limit the server answers 507 and drops the queue.
 async fn a_certificates_unfinished_transfers_are_bounded_in_bytes(backend: Backend) {
-    let limits = TransferLimits { max_buffered_bytes_per_certificate: 6_000, ..TransferLimits::default() };
+    let limits = TransferLimits { max_buffered_bytes_per_certificate: 2_000, ..TransferLimits::default() };
     let settings = ServerSettings { transfer_limits: limits, ..ServerSettings::default() };
     let server = Server::start(backend, settings, Users::new()).await;
     let tablet = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 5).await;
@@ -150,16 +152,24 @@ async fn a_certificates_unfinished_transfers_are_bounded_in_bytes(backend: Backe
     for i in 0..40 {
         fixtures::learner(tablet.peer.db(), &facility, &format!("learner {i}")).await;
     }
+    let held = || {
+        count(server.db(), "SELECT CAST(COALESCE(SUM(bytes_buffered), 0) AS BIGINT) AS n FROM morango_transfersession")
+    };
     let session = tablet.open(&server).await;
     let client = session.client(&tablet.peer.engine);
-    let refused = client.push(&server.facility_filter()).await.expect_err("more than the server buffers");
+    let pushed = client.push(&server.facility_filter()).await.expect("a push holds nothing, whatever its size");
+    assert_eq!(pushed.records_transferred, 40);
+    assert_eq!(held().await, 0);
+    let laptop = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 5).await;
+    let session = laptop.open(&server).await;
+    let client = session.client(&laptop.peer.engine);
+    let refused = client.pull(&server.facility_filter()).await.expect_err("a queue larger than the limit");
     let message = refused.to_string();
-    assert!(message.contains("507") && message.contains("6000 bytes"), "{message}");
-    let held =
-        count(server.db(), "SELECT CAST(COALESCE(SUM(bytes_buffered), 0) AS BIGINT) AS n FROM morango_transfersession")
-            .await;
-    assert!(held <= 6_000, "{held}");
+    assert!(message.contains("507") && message.contains("2000 bytes"), "{message}");
+    assert_eq!(held().await, 0);
+    assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_transferqueue").await, 0, "the queue was dropped");
     tablet.finish().await;
+    laptop.finish().await;
     server.finish().await;
 }
 
@@ -224,26 +234,36 @@ async fn a_sync_cut_by_the_network_is_resumed_by_running_it_again(backend: Backe
 
 on_both_backends!(cleaning_up_gives_the_space_of_abandoned_transfers_back);
 
-/// A push abandoned halfway leaves its records in the server's buffers; cleaning up drops them, and on SQLite the
-/// file shrinks (incremental auto-vacuum).
+/// A pull abandoned halfway leaves its queue on the server; cleaning up drops it, and on SQLite the file shrinks
+/// (incremental auto-vacuum). A push abandoned halfway leaves nothing to clean: each chunk went straight into the
+/// server's store.
 async fn cleaning_up_gives_the_space_of_abandoned_transfers_back(backend: Backend) {
     let server = Server::start(backend, ServerSettings::default(), Users::new()).await;
     let tablet = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 50).await;
     tablet.sync(&server).await;
     let facility = crate::schema::facility::Entity::find().one(tablet.peer.db()).await.unwrap().unwrap();
-    let big: String = (0..100).map(|_| morango::ids::random_id()).collect();
-    for i in 0..200 {
-        let learner = fixtures::learner(tablet.peer.db(), &facility, &format!("learner {i}")).await;
-        fixtures::rename_learner(tablet.peer.db(), &learner.id, &format!("{i} {big}")).await;
+    for i in 0..1000 {
+        fixtures::learner(tablet.peer.db(), &facility, &format!("learner {i}")).await;
     }
-    // A push that stops after its first chunks: the server holds them in its buffers.
+    // A push that stops after its first chunks: the server stored them, and holds nothing for the transfer.
     let session = tablet.open(&server).await;
     let cut = super::sync::CutAfter::new(session.peer(), 2);
     let pushing = morango::SyncClient::attach(&tablet.peer.engine, &cut, session.id().into(), cut.capabilities());
     let result = pushing.push(&server.facility_filter()).await;
     assert!(result.is_err(), "the connection dropped after two chunks: {result:?}");
-    let staged = count(server.db(), "SELECT COUNT(*) AS n FROM morango_buffer").await;
-    assert!(staged > 0, "the server holds the first chunks");
+    assert_eq!(leftovers(server.db()).await, (0, 1), "an unfinished push holds no rows");
+    let stored =
+        count(server.db(), "SELECT COUNT(*) AS n FROM morango_store WHERE last_transfer_session_id IS NOT NULL");
+    assert_eq!(stored.await, 100, "the two chunks are in the server's store");
+    tablet.sync(&server).await;
+    // A pull by a new device that stops after its first pages: the server holds the rest of its queue.
+    let laptop = Client::enrol_with_chunk_size(backend, &server, Wants::Facility, 50).await;
+    let session = laptop.open(&server).await;
+    let cut = super::sync::CutAfter::new(session.peer(), 2);
+    let pulling = morango::SyncClient::attach(&laptop.peer.engine, &cut, session.id().into(), cut.capabilities());
+    assert!(pulling.pull(&server.facility_filter()).await.is_err(), "the connection dropped after two pages");
+    let queued = count(server.db(), "SELECT COUNT(*) AS n FROM morango_transferqueue").await;
+    assert!(queued > 1000, "the server holds the pull's queue: {queued}");
     let pages = || async {
         if server.db().get_database_backend() != sea_orm::DbBackend::Sqlite {
             return 0;
@@ -253,12 +273,13 @@ async fn cleaning_up_gives_the_space_of_abandoned_transfers_back(backend: Backen
     };
     let before = pages().await;
     let report = morango::cleanup_syncs(server.api.engine(), std::time::Duration::ZERO).await.unwrap();
-    assert_eq!(report.buffers, staged as u64);
+    assert_eq!(report.queued, queued as u64);
     assert_eq!(leftovers(server.db()).await, (0, 0));
     let after = pages().await;
     if server.db().get_database_backend() == sea_orm::DbBackend::Sqlite {
         assert!(after < before, "the file shrank: {before} pages, then {after}");
     }
     tablet.finish().await;
+    laptop.finish().await;
     server.finish().await;
 }

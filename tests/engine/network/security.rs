@@ -693,7 +693,8 @@ async fn oversized_bodies_and_gzip_bombs_are_413s(backend: Backend) {
     // Within the limit, a gzipped chunk is accepted.
     let chunk = serde_json::to_vec(&json!([note(&push, &root)])).unwrap();
     api.raw(Method::POST, "buffers/", "application/gzip", gzip(&chunk)).await.ok(201);
-    assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_buffer").await, 1);
+    let stored = format!("SELECT COUNT(*) AS n FROM morango_store WHERE last_transfer_session_id = '{push}'");
+    assert_eq!(count(server.db(), &stored).await, 1);
     finish(server, client).await;
 }
 
@@ -818,7 +819,7 @@ async fn pushed_records_are_checked_one_by_one_and_only_a_malformed_chunk_is_ref
         ("an overlong source id", with_source(&"s".repeat(97)), "source id"),
         ("an overlong model name", set("model_name", json!("m".repeat(41))), "model name"),
     ];
-    let staged = |id: &str| format!("SELECT COUNT(*) AS n FROM morango_buffer WHERE model_uuid = '{id}'");
+    let staged = |id: &str| format!("SELECT COUNT(*) AS n FROM morango_store WHERE id = '{id}'");
     for (what, bad, words) in &cases {
         // A good record in the same chunk is stored; the bad one is refused alone, with its reason.
         let fine = note(&push, &root);
@@ -880,16 +881,16 @@ async fn pushed_records_are_checked_one_by_one_and_only_a_malformed_chunk_is_ref
     newer["rmcb_list"][0]["counter"] = json!(8);
     api.post("buffers/", &json!([newer])).await.ok(201);
     let id = good["model_uuid"].as_str().unwrap();
-    let version = format!("SELECT last_saved_counter AS n FROM morango_buffer WHERE model_uuid = '{id}'");
+    let version = format!("SELECT last_saved_counter AS n FROM morango_store WHERE id = '{id}'");
     assert_eq!(count(server.db(), &version).await, 8);
-    let counter = format!("SELECT counter AS n FROM morango_recordmaxcounterbuffer WHERE model_uuid = '{id}'");
+    let counter = format!("SELECT MAX(counter) AS n FROM morango_recordmaxcounter WHERE store_model_id = '{id}'");
     assert_eq!(count(server.db(), &counter).await, 8);
 
     // A chunk of more records than a database binds in one statement is staged whole.
     let big = push_transfer(&api, &open(&api, &server, &client, PYTHON).await, &root, 5000).await;
     let chunk: Vec<Value> = (0..5000).map(|_| note(&big, &root)).collect();
     api.post("buffers/", &Value::Array(chunk)).await.ok(201);
-    let staged = format!("SELECT COUNT(*) AS n FROM morango_buffer WHERE transfer_session_id = '{big}'");
+    let staged = format!("SELECT COUNT(*) AS n FROM morango_store WHERE last_transfer_session_id = '{big}'");
     assert_eq!(count(server.db(), &staged).await, 5000);
     finish(server, client).await;
 }
@@ -915,7 +916,7 @@ async fn python_hard_deletion_shapes_are_accepted_with_their_payload_erased(back
     let answer = api.post("buffers/", &json!([kept_edit, postgres_conflict, with_payload])).await;
     assert_eq!(answer.ok(201)["refused"], json!([]));
     let erased = format!(
-        "SELECT COUNT(*) AS n FROM morango_buffer WHERE transfer_session_id = '{push}' AND hard_deleted = true \
+        "SELECT COUNT(*) AS n FROM morango_store WHERE last_transfer_session_id = '{push}' AND hard_deleted = true \
          AND deleted = true AND serialized IN ('', '{{}}') AND conflicting_serialized_data = ''"
     );
     assert_eq!(count(server.db(), &erased).await, 3);
