@@ -107,6 +107,9 @@ pub async fn sync_local(client: &Engine, server: &Engine, options: &SyncOptions)
     Ok(report)
 }
 
+/// How often a pull reports its progress to the peer (and the last page always does).
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a client waits for a peer that reports a stage as pending.
 const STAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -372,10 +375,11 @@ impl<'a> SyncClient<'a> {
         Ok(())
     }
 
-    /// Pull: fetch pages until every queued record arrived, validating and staging each.
+    /// Pull: fetch pages until every queued record arrived, validating and merging each.
     async fn receive(&self, ts: &mut TransferSession) -> Result<()> {
         let total = ts.records_total.unwrap_or(0);
         let chunk = self.engine.chunk_size() as i64;
+        let mut reported = std::time::Instant::now();
         loop {
             if ts.records_transferred < total {
                 let page = self.peer.pull_buffers(&ts.id, ts.records_transferred, chunk).await?;
@@ -399,7 +403,14 @@ impl<'a> SyncClient<'a> {
                 self.progress(ts, total);
                 return Ok(());
             }
-            // Progress only: the peer's transferring stage stays pending until the last chunk.
+            // Progress only (the peer's transferring stage stays pending until the last chunk), and only every
+            // PROGRESS_INTERVAL: each report costs the peer a commit, and one now and then keeps it from taking
+            // the transfer for idle.
+            if reported.elapsed() < PROGRESS_INTERVAL {
+                self.progress(ts, total);
+                continue;
+            }
+            reported = std::time::Instant::now();
             let progress = StageRequest {
                 stage: Some(TransferStage::Transferring),
                 records_transferred: Some(done),

@@ -110,9 +110,11 @@ async fn an_interrupted_pull_resumes_from_its_stored_stage(backend: Backend) {
 
 async fn a_staged_page_is_counted_with_it_and_the_pull_resumes_after_it(backend: Backend) {
     let (a, b, _) = server_and_client(backend).await;
-    let flaky = Flaky::once_at(&a.engine, TransferStage::Transferring);
+    let flaky = Flaky::after_pages(&a.engine, 1);
     let session = SyncClient::connect(&b.engine, &flaky, Capabilities::all()).await.unwrap();
     assert!(session.pull(&Filter::everything()).await.is_err(), "dropped after staging the first page");
+    let healthy = LocalPeer::new(&a.engine);
+    let session = SyncClient::attach(&b.engine, &healthy, session.id().to_owned(), Capabilities::all());
     // The page and its count were committed together: the resumed pull asks for the next page.
     let counted = b.db().query_one_raw(sea_orm::Statement::from_string(
         b.backend(),
