@@ -104,9 +104,14 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
     let peer = open_peer(databases.connect("peer").await?).await?;
     let options = SyncOptions::new(Filter::everything());
 
+    // Marks between the steps, for tools that watch the process (`strace -e trace=fsync,write` counts the fsyncs
+    // of each step by these lines).
+    println!("first sync:");
     let first = timed_sync(&peer, &source, &options).await?;
     let first_memory = peak_rss_mib();
+    println!("no-op sync:");
     let second = timed_sync(&peer, &source, &options).await?;
+    println!("floor copy:");
     let second_memory = peak_rss_mib();
 
     let floor_db = databases.connect("floor").await?;

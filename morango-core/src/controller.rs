@@ -107,6 +107,9 @@ pub async fn sync_local(client: &Engine, server: &Engine, options: &SyncOptions)
     Ok(report)
 }
 
+/// The most record data one batch of pages may hold, which bounds the memory a pull uses.
+const BYTES_PER_COMMIT: usize = 32 * 1024 * 1024;
+
 /// How often a pull reports its progress to the peer (and the last page always does).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -380,11 +383,18 @@ impl<'a> SyncClient<'a> {
         let total = ts.records_total.unwrap_or(0);
         let chunk = self.engine.chunk_size() as i64;
         let mut reported = std::time::Instant::now();
+        let mut fetched_any = false;
         loop {
             if ts.records_transferred < total {
-                let page = self.peer.pull_buffers(&ts.id, ts.records_transferred, chunk).await?;
                 let before = ts.records_transferred;
-                transfer::receive_chunk(self.engine, ts, page).await?;
+                let (pages, failure) = self.fetch_pages(ts, total, chunk).await;
+                fetched_any |= !pages.is_empty();
+                if !pages.is_empty() {
+                    transfer::receive_chunks(self.engine, ts, pages).await?;
+                }
+                if let Some(error) = failure {
+                    return Err(error);
+                }
                 if ts.records_transferred == before {
                     return Err(Error::Peer {
                         stage: TransferStage::Transferring.as_str(),
@@ -400,14 +410,15 @@ impl<'a> SyncClient<'a> {
                     r.records_refused = Some(refused);
                 })
                 .await?;
-                self.progress(ts, total);
+                if !fetched_any {
+                    self.progress(ts, done, total);
+                }
                 return Ok(());
             }
             // Progress only (the peer's transferring stage stays pending until the last chunk), and only every
             // PROGRESS_INTERVAL: each report costs the peer a commit, and one now and then keeps it from taking
             // the transfer for idle.
             if reported.elapsed() < PROGRESS_INTERVAL {
-                self.progress(ts, total);
                 continue;
             }
             reported = std::time::Instant::now();
@@ -423,8 +434,35 @@ impl<'a> SyncClient<'a> {
                     message: "the peer's transferring stage failed".into(),
                 });
             }
-            self.progress(ts, total);
         }
+    }
+
+    /// The next pages of a pull, up to [`Engine::pages_per_commit`] or [`BYTES_PER_COMMIT`], to be merged in one
+    /// transaction; a failure ends the batch, and what arrived before it is still returned (and merged). Progress
+    /// is reported page by page.
+    async fn fetch_pages(
+        &self,
+        ts: &TransferSession,
+        total: i64,
+        chunk: i64,
+    ) -> (Vec<Vec<buffer::BufferRecord>>, Option<Error>) {
+        let mut pages = Vec::new();
+        let mut offset = ts.records_transferred;
+        let mut bytes = 0;
+        while offset < total && pages.len() < self.engine.pages_per_commit() && bytes < BYTES_PER_COMMIT {
+            match self.peer.pull_buffers(&ts.id, offset, chunk).await {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => {
+                    offset += page.len() as i64;
+                    self.progress(ts, offset.min(total), total);
+                    bytes +=
+                        page.iter().map(|r| r.serialized.len() + r.conflicting_serialized_data.len()).sum::<usize>();
+                    pages.push(page);
+                }
+                Err(error) => return (pages, Some(error)),
+            }
+        }
+        (pages, None)
     }
 
     /// Push: post the queue page by page.
@@ -448,7 +486,7 @@ impl<'a> SyncClient<'a> {
             ts.records_transferred = (ts.records_transferred + page.len() as i64).min(total);
             session::save_transfer(&txn, ts).await?;
             txn.commit().await.context(|| "committing push progress".into())?;
-            self.progress(ts, total);
+            self.progress(ts, ts.records_transferred, total);
         }
         Ok(())
     }
@@ -505,9 +543,9 @@ impl<'a> SyncClient<'a> {
         }
     }
 
-    fn progress(&self, ts: &TransferSession, total: i64) {
-        let done = ts.records_transferred as u64;
-        self.emit(&ts.id, ts.push, TransferStage::Transferring, Progress::InProgress { done, total: total as u64 });
+    fn progress(&self, ts: &TransferSession, done: i64, total: i64) {
+        let (done, total) = (done as u64, total as u64);
+        self.emit(&ts.id, ts.push, TransferStage::Transferring, Progress::InProgress { done, total });
     }
 
     fn emit(&self, id: &str, push: bool, stage: TransferStage, progress: Progress) {

@@ -102,7 +102,9 @@ pub(crate) async fn merge(
         tx.clone(),
     )
     .await?;
-    drop_orphan_counters(txn, staging, transfer).await?;
+    if report.known > 0 {
+        drop_orphan_counters(txn, staging, transfer).await?;
+    }
     if crate::buffer::any_staged(txn, staging, transfer).await? {
         let conflict = conflict(staging);
         let any_conflict = sql::query_one(

@@ -20,6 +20,9 @@ const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// The default number of records per chunk, as in Python Morango.
 pub const DEFAULT_CHUNK_SIZE: u64 = 500;
 
+/// The default number of pulled pages merged in one transaction.
+pub const DEFAULT_PAGES_PER_COMMIT: usize = 8;
+
 /// The sync engine of one database for one profile.
 ///
 /// Opening it checks that Morango's tables exist, installs (or refreshes) the change-tracking triggers of the
@@ -29,6 +32,7 @@ pub struct Engine {
     profile: &'static Profile,
     instance: Instance,
     chunk_size: u64,
+    pages_per_commit: usize,
     events: broadcast::Sender<SyncEvent>,
     writer: Arc<Mutex<()>>,
 }
@@ -72,6 +76,11 @@ impl Engine {
     /// Records per chunk.
     pub fn chunk_size(&self) -> u64 {
         self.chunk_size
+    }
+
+    /// Pulled pages merged in one transaction.
+    pub fn pages_per_commit(&self) -> usize {
+        self.pages_per_commit
     }
 
     /// Subscribes to the progress events of every sync this engine takes part in.
@@ -152,17 +161,31 @@ pub struct EngineBuilder {
     db: DatabaseConnection,
     profile: &'static Profile,
     chunk_size: u64,
+    pages_per_commit: usize,
     identity: Identity,
 }
 
 impl EngineBuilder {
     fn new(db: DatabaseConnection, profile: &'static Profile) -> Self {
-        EngineBuilder { db, profile, chunk_size: DEFAULT_CHUNK_SIZE, identity: Identity::from_environment() }
+        EngineBuilder {
+            db,
+            profile,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            pages_per_commit: DEFAULT_PAGES_PER_COMMIT,
+            identity: Identity::from_environment(),
+        }
     }
 
     /// Records per chunk (default 500).
     pub fn chunk_size(mut self, chunk_size: u64) -> Self {
         self.chunk_size = chunk_size.clamp(1, 10_000);
+        self
+    }
+
+    /// Pulled pages merged in one transaction (default 8, at most 64): one commit, and one fsync, per batch. A
+    /// pull interrupted mid-batch fetches the pages of that batch again.
+    pub fn pages_per_commit(mut self, pages: usize) -> Self {
+        self.pages_per_commit = pages.clamp(1, 64);
         self
     }
 
@@ -175,7 +198,7 @@ impl EngineBuilder {
 
     /// Checks the schema, installs change tracking and loads the instance.
     pub async fn open(self) -> Result<Engine> {
-        let EngineBuilder { db, profile, chunk_size, identity } = self;
+        let EngineBuilder { db, profile, chunk_size, pages_per_commit, identity } = self;
         let tables_exist =
             sql::query(&db, "checking for Morango's tables", "SELECT COUNT(*) AS n FROM morango_store", vec![])
                 .await
@@ -212,7 +235,7 @@ impl EngineBuilder {
         }
         let instance = Instance::current(&db, &identity.system, &identity.node).await?;
         let (events, _) = broadcast::channel(256);
-        Ok(Engine { db, profile, instance, chunk_size, events, writer: Arc::new(Mutex::new(())) })
+        Ok(Engine { db, profile, instance, chunk_size, pages_per_commit, events, writer: Arc::new(Mutex::new(())) })
     }
 }
 

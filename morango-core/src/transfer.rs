@@ -81,29 +81,46 @@ pub(crate) async fn receive_chunk(
     ts: &mut TransferSession,
     records: Vec<crate::buffer::BufferRecord>,
 ) -> Result<Vec<Refusal>> {
-    let checked = crate::validation::check_chunk(records, &ts.id, &ts.filter, engine.profile())?;
-    crate::refused::log(&ts.id, &checked.refused, false);
+    receive_chunks(engine, ts, vec![records]).await
+}
+
+/// [`receive_chunk`] for several chunks in one transaction (one commit, one fsync): every chunk is checked before
+/// anything is written, so a malformed one refuses them all.
+pub(crate) async fn receive_chunks(
+    engine: &Engine,
+    ts: &mut TransferSession,
+    chunks: Vec<Vec<crate::buffer::BufferRecord>>,
+) -> Result<Vec<Refusal>> {
+    let checked = chunks
+        .into_iter()
+        .map(|records| crate::validation::check_chunk(records, &ts.id, &ts.filter, engine.profile()))
+        .collect::<Result<Vec<_>>>()?;
     let (txn, _writer) = engine.begin_exclusive().await?;
     crate::buffer::prepare_chunk_tables(&txn).await?;
-    crate::buffer::stage(&txn, CHUNK, &ts.id, engine.profile().name(), &checked.accepted).await?;
-    let again = crate::buffer::received_before(&txn, &ts.id).await?;
-    crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
-    let new: Vec<&crate::buffer::BufferRecord> =
-        checked.accepted.iter().filter(|r| !again.contains(&r.model_uuid)).collect();
-    let newly_refused = crate::refused::record(&txn, &ts.id, false, &checked.refused).await? as i64;
-    let mut unknown: Vec<&str> =
-        new.iter().map(|r| r.model_name.as_str()).filter(|m| engine.profile().model(m).is_none()).collect();
-    ts.records_of_unknown_models += unknown.len() as i64;
-    if !unknown.is_empty() {
-        let records = unknown.len();
-        unknown.sort_unstable();
-        unknown.dedup();
-        tracing::info!(transfer = %ts.id, records, models = ?unknown, "kept records of models this side does not declare");
+    let mut refusals = Vec::new();
+    for chunk in checked {
+        crate::refused::log(&ts.id, &chunk.refused, false);
+        crate::buffer::stage(&txn, CHUNK, &ts.id, engine.profile().name(), &chunk.accepted).await?;
+        let again = crate::buffer::received_before(&txn, &ts.id).await?;
+        crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
+        let new: Vec<&crate::buffer::BufferRecord> =
+            chunk.accepted.iter().filter(|r| !again.contains(&r.model_uuid)).collect();
+        let newly_refused = crate::refused::record(&txn, &ts.id, false, &chunk.refused).await? as i64;
+        let mut unknown: Vec<&str> =
+            new.iter().map(|r| r.model_name.as_str()).filter(|m| engine.profile().model(m).is_none()).collect();
+        ts.records_of_unknown_models += unknown.len() as i64;
+        if !unknown.is_empty() {
+            let records = unknown.len();
+            unknown.sort_unstable();
+            unknown.dedup();
+            tracing::info!(transfer = %ts.id, records, models = ?unknown, "kept records of models this side does not declare");
+        }
+        ts.records_transferred += new.len() as i64 + newly_refused;
+        ts.records_refused += newly_refused;
+        refusals.extend(chunk.refused);
     }
-    ts.records_transferred += new.len() as i64 + newly_refused;
-    ts.records_refused += newly_refused;
     session::save_transfer(&txn, ts).await?;
     crate::fault::point("receive.commit");
     txn.commit().await.context(|| "committing received records".into())?;
-    Ok(checked.refused)
+    Ok(refusals)
 }

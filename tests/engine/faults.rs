@@ -232,7 +232,8 @@ async fn engine_at(url: &str) -> Engine {
         schema::create_tables(&db, Tables::Current).await.expect("tables");
     }
     morango::scope::load_fixture(&db, include_str!("../../fixtures/scopedefinitions.json")).await.expect("scopes");
-    Engine::builder(db, &FACILITY_DATA).chunk_size(CHUNK).open().await.expect("engine")
+    // Two pages per commit: a pull of four pages commits twice, so `receive.commit@2` kills it after one batch.
+    Engine::builder(db, &FACILITY_DATA).chunk_size(CHUNK).pages_per_commit(2).open().await.expect("engine")
 }
 
 /// The server and client databases every kill starts from: a facility with learners, and a client that holds a
