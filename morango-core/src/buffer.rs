@@ -179,57 +179,28 @@ fn record_from_row(row: &QueryResult, transfer: &str) -> Result<BufferRecord> {
     })
 }
 
-/// Stages validated records in `staging` and returns the ids of those that were not staged for this
-/// transfer before. A record sent again (a chunk retried after a lost answer, or re-sent by a resumed push) is
-/// replaced, as Morango 0.8.15 does, and its record-max counters merged, highest per instance. Records are inserted
-/// first (`ON CONFLICT DO NOTHING … RETURNING`: one index probe per record, whatever the buffer's statistics say);
-/// only records that were there already are then upserted.
-pub(crate) async fn stage<C: ConnectionTrait>(
+/// Stages the validated records of one chunk in the (empty) [`CHUNK`] tables, for [`crate::dequeue::merge`]. A chunk
+/// holds each record once (a chunk naming a record twice is refused whole before this).
+pub(crate) async fn stage_chunk<C: ConnectionTrait>(
     db: &C,
-    staging: Staging,
     transfer: &str,
     profile: &str,
     records: &[BufferRecord],
-) -> Result<HashSet<String>> {
-    let mut new = HashSet::with_capacity(records.len());
+) -> Result<()> {
     // Statements stay well below the databases' bound-parameter limits (SQLite 32766, PostgreSQL 65535), however
     // many records a peer sends in one chunk.
     for (n, chunk) in records.chunks(RECORDS_PER_STATEMENT).enumerate() {
-        let first = n * RECORDS_PER_STATEMENT;
-        let (sql, values) = insert_records(staging, transfer, profile, chunk, first, "DO NOTHING RETURNING model_uuid");
-        for row in sql::query(db, "staging received records", &sql, values).await? {
-            new.insert(get::<String>(&row, "model_uuid")?);
-        }
-        let again: Vec<BufferRecord> = chunk.iter().filter(|r| !new.contains(&r.model_uuid)).cloned().collect();
-        if !again.is_empty() {
-            let (sql, values) =
-                insert_records(staging, transfer, profile, &again, first, &format!("DO UPDATE SET {REPLACE_BUFFERED}"));
-            sql::exec(db, "replacing records sent again", &sql, values).await?;
-        }
+        let (sql, values) = insert_records(transfer, profile, chunk, n * RECORDS_PER_STATEMENT);
+        sql::exec(db, "staging received records", &sql, values).await?;
     }
-    stage_counters(db, staging, transfer, records).await?;
-    Ok(new)
+    stage_counters(db, transfer, records).await
 }
-
-/// The upsert's assignments that replace a re-sent record: every column but the key.
-const REPLACE_BUFFERED: &str = "seq = excluded.seq, profile = excluded.profile, serialized = excluded.serialized, \
-    deleted = excluded.deleted, hard_deleted = excluded.hard_deleted, last_saved_instance = excluded.last_saved_instance, \
-    last_saved_counter = excluded.last_saved_counter, partition = excluded.partition, source_id = excluded.source_id, \
-    model_name = excluded.model_name, conflicting_serialized_data = excluded.conflicting_serialized_data, \
-    _self_ref_fk = excluded._self_ref_fk";
 
 /// Records per statement when staging (14 bound values each).
 const RECORDS_PER_STATEMENT: usize = 1_000;
 
-/// A multi-row `INSERT` of records into the buffer, `ON CONFLICT` of the record `conflict`.
-fn insert_records(
-    staging: Staging,
-    transfer: &str,
-    profile: &str,
-    records: &[BufferRecord],
-    first: usize,
-    conflict: &str,
-) -> (String, Vec<Value>) {
+/// A multi-row `INSERT` of records into the [`CHUNK`] table.
+fn insert_records(transfer: &str, profile: &str, records: &[BufferRecord], first: usize) -> (String, Vec<Value>) {
     const COLUMNS: usize = 14;
     let mut values = Vec::with_capacity(records.len() * COLUMNS);
     let mut tuples = Vec::with_capacity(records.len());
@@ -252,21 +223,12 @@ fn insert_records(
             text(&record._self_ref_fk),
         ]);
     }
-    let sql = format!(
-        "INSERT INTO {} ({BUFFER_COLUMNS}) VALUES {} ON CONFLICT (transfer_session_id, model_uuid) {conflict}",
-        staging.records,
-        tuples.join(", ")
-    );
+    let sql = format!("INSERT INTO {} ({BUFFER_COLUMNS}) VALUES {}", CHUNK.records, tuples.join(", "));
     (sql, values)
 }
 
 /// Stages the records' record-max counters, keeping the highest per instance.
-async fn stage_counters<C: ConnectionTrait>(
-    db: &C,
-    staging: Staging,
-    transfer: &str,
-    records: &[BufferRecord],
-) -> Result<()> {
+async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[BufferRecord]) -> Result<()> {
     let counters: Vec<&RmcbRecord> = records.iter().flat_map(|r| &r.rmcb_list).collect();
     for chunk in counters.chunks(1000) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
@@ -283,7 +245,7 @@ async fn stage_counters<C: ConnectionTrait>(
                  VALUES {} ON CONFLICT (transfer_session_id, model_uuid, instance_id) DO UPDATE SET \
                  counter = CASE WHEN excluded.counter > {t}.counter THEN excluded.counter ELSE {t}.counter END",
                 tuples.join(", "),
-                t = staging.counters
+                t = CHUNK.counters
             ),
             values,
         )

@@ -100,7 +100,7 @@ pub(crate) async fn receive_chunks(
     let mut refusals = Vec::new();
     for chunk in checked {
         crate::refused::log(&ts.id, &chunk.refused, false);
-        crate::buffer::stage(&txn, CHUNK, &ts.id, engine.profile().name(), &chunk.accepted).await?;
+        crate::buffer::stage_chunk(&txn, &ts.id, engine.profile().name(), &chunk.accepted).await?;
         let again = crate::buffer::received_before(&txn, &ts.id).await?;
         crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
         let new: Vec<&crate::buffer::BufferRecord> =
