@@ -58,8 +58,8 @@ pub(crate) async fn dequeue(
     v2: bool,
 ) -> Result<DequeueReport> {
     let (txn, _writer) = engine.begin_exclusive().await?;
+    // `merge` empties the transfer's buffer rows; a receiver holds no queue for it.
     let report = merge(&txn, engine, BUFFERS, transfer).await?;
-    crate::buffer::clear(&txn, transfer).await?;
     let updates = if v2 {
         let sender = FsicV2::from_json_text(sender_fsic)?;
         // A sender may only vouch for partitions inside the transfer's filter.
