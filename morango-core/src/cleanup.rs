@@ -48,7 +48,8 @@ pub struct CleanupReport {
 /// Closes the transfer sessions (client or server side) whose last activity is older than `older_than` and deletes
 /// their buffers, then closes the sync sessions idle as long that have no active transfer session, then deletes
 /// expired nonces. Sessions that are still in use are left alone; a transfer that was cleaned up cannot be resumed,
-/// its sync starts over.
+/// its sync starts over. On PostgreSQL, when another process is running this or [`expire_idle_transfers`] on the
+/// same database, it does nothing and reports nothing.
 pub async fn cleanup_syncs(engine: &Engine, older_than: Duration) -> Result<CleanupReport> {
     let report = close_idle(engine, older_than).await?;
     reclaim_space(engine).await?;
@@ -57,7 +58,10 @@ pub async fn cleanup_syncs(engine: &Engine, older_than: Duration) -> Result<Clea
 
 async fn close_idle(engine: &Engine, older_than: Duration) -> Result<CleanupReport> {
     let idle_since = cutoff(Utc::now(), older_than);
-    let (txn, _writer) = engine.begin_write().await?;
+    let Some((txn, _writer)) = engine.begin_maintenance().await? else {
+        tracing::debug!("another process is collecting abandoned syncs");
+        return Ok(CleanupReport::default());
+    };
     let mut report = CleanupReport {
         transfer_sessions: sql::exec(
             &txn,
@@ -105,13 +109,16 @@ async fn close_idle(engine: &Engine, older_than: Duration) -> Result<CleanupRepo
 /// Closes the unfinished transfers this database serves (the server side of sync sessions) that have been idle
 /// longer than `idle`, and drops what they buffer and queue; a transfer whose stage is still running is given
 /// [`DEFAULT_EXPIRATION`]. Returns how many were closed. Servers call it when a transfer is created and while
-/// serving, so an interrupted client never leaves its buffers behind for long.
+/// serving, so an interrupted client never leaves its buffers behind for long. Several server processes on one
+/// PostgreSQL database take turns: while one runs it, the others' calls return 0.
 pub async fn expire_idle_transfers(engine: &Engine, idle: Duration) -> Result<u64> {
     // Looked for first without the write lock: usually there is none.
     if idle_served(engine.db(), Utc::now(), idle).await?.is_empty() {
         return Ok(0);
     }
-    let (txn, _writer) = engine.begin_write().await?;
+    let Some((txn, _writer)) = engine.begin_maintenance().await? else {
+        return Ok(0);
+    };
     let idle = idle_served(&txn, Utc::now(), idle).await?;
     for id in &idle {
         tracing::info!(transfer = %id, "closing a transfer idle for too long");

@@ -128,18 +128,28 @@ impl Engine {
         }
         let guard = self.lock_writer().await?;
         let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
-        // No wait without an end: the lock attempt fails after LOCK_TIMEOUT.
-        let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
-        sql::query_one(&txn, "bounding lock waits", "SELECT set_config('lock_timeout', $1, true)", vec![text(timeout)])
-            .await?;
-        sql::query_one(
+        lock_for(&txn, &format!("morango:{}", self.profile.name())).await?;
+        Ok((txn, Some(guard)))
+    }
+
+    /// Starts a transaction for maintenance that one process at a time should do (closing idle transfers,
+    /// collecting abandoned syncs): `None` on PostgreSQL when another process is doing it right now.
+    pub(crate) async fn begin_maintenance(&self) -> Result<Option<(DatabaseTransaction, Option<OwnedMutexGuard<()>>)>> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return self.begin_write().await.map(Some);
+        }
+        let txn = self.db.begin().await.context(|| "starting a transaction".into())?;
+        let row = sql::query_one(
             &txn,
-            "taking the profile lock",
-            "SELECT pg_advisory_xact_lock($1)",
-            vec![self.lock_key().into()],
+            "taking the maintenance lock",
+            "SELECT pg_try_advisory_xact_lock($1) AS taken",
+            vec![lock_key(&format!("morango:maintenance:{}", self.profile.name())).into()],
         )
         .await?;
-        Ok((txn, Some(guard)))
+        match row {
+            Some(row) if sql::get::<bool>(&row, "taken")? => Ok(Some((txn, None))),
+            _ => Ok(None),
+        }
     }
 
     pub(crate) async fn lock_writer(&self) -> Result<OwnedMutexGuard<()>> {
@@ -147,13 +157,25 @@ impl Engine {
             .await
             .map_err(|_| Error::Session(format!("the database stayed busy for {LOCK_TIMEOUT:?}")))
     }
+}
 
-    fn lock_key(&self) -> i64 {
-        let digest = blake3::hash(format!("morango:{}", self.profile.name()).as_bytes());
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&digest.as_bytes()[..8]);
-        i64::from_le_bytes(bytes)
-    }
+/// The PostgreSQL advisory lock key of `name`.
+fn lock_key(name: &str) -> i64 {
+    let digest = blake3::hash(name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_bytes()[..8]);
+    i64::from_le_bytes(bytes)
+}
+
+/// Takes the transaction-scoped PostgreSQL advisory lock `name` in `txn`, waiting at most [`LOCK_TIMEOUT`]: it
+/// excludes every other process on the database, not only this one's tasks.
+async fn lock_for(txn: &DatabaseTransaction, name: &str) -> Result<()> {
+    let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
+    sql::query_one(txn, "bounding lock waits", "SELECT set_config('lock_timeout', $1, true)", vec![text(timeout)])
+        .await?;
+    sql::query_one(txn, "taking an advisory lock", "SELECT pg_advisory_xact_lock($1)", vec![lock_key(name).into()])
+        .await?;
+    Ok(())
 }
 
 /// Options for opening an [`Engine`].
@@ -226,14 +248,26 @@ impl EngineBuilder {
             ));
         }
         crate::profile::check_runtime(&db, profile).await?;
-        crate::tracking::install(&db, profile).await.context(|| "installing change tracking".into())?;
-        if db.get_database_backend() == DbBackend::Sqlite {
+        let instance = if db.get_database_backend() == DbBackend::Postgres {
+            // Several processes may share the database and start together: one at a time installs the triggers
+            // (only when they differ, so a running sync's table locks do not hold the start up) and loads the
+            // instance.
+            let txn = db.begin().await.context(|| "starting a transaction".into())?;
+            lock_for(&txn, &format!("morango:start:{}", profile.name())).await?;
+            if !crate::tracking::installed(&txn, profile).await? {
+                crate::tracking::install(&txn, profile).await.context(|| "installing change tracking".into())?;
+            }
+            let instance = Instance::current(&txn, &identity.system, &identity.node).await?;
+            txn.commit().await.context(|| "committing the start up".into())?;
+            instance
+        } else {
+            crate::tracking::install(&db, profile).await.context(|| "installing change tracking".into())?;
             // Readers never block the writer (and syncs read while they write); the setting stays with the file.
             sql::query(&db, "switching to write-ahead logging", "PRAGMA journal_mode = WAL", vec![]).await?;
             // A guard row can only be left behind by a crashed writer that did not roll back.
             sql::exec(&db, "clearing stale guards", "DELETE FROM morango_apply_guard", vec![]).await?;
-        }
-        let instance = Instance::current(&db, &identity.system, &identity.node).await?;
+            Instance::current(&db, &identity.system, &identity.node).await?
+        };
         let (events, _) = broadcast::channel(256);
         Ok(Engine { db, profile, instance, chunk_size, pages_per_commit, events, writer: Arc::new(Mutex::new(())) })
     }

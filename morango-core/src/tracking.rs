@@ -90,7 +90,7 @@ pub async fn install<C: ConnectionTrait>(db: &C, profile: &Profile) -> Result<()
     let backend = db.get_database_backend();
     check_name(profile.name(), "profile")?;
     if backend == DbBackend::Postgres {
-        db.execute_unprepared(POSTGRES_DELETE_FUNCTION).await?;
+        db.execute_unprepared(&postgres_delete_function()).await?;
     }
     for model in profile.models() {
         let table = model.table();
@@ -183,20 +183,85 @@ fn sqlite_triggers(table: &str, dirty: &str, profile: &str) -> Vec<String> {
     ]
 }
 
-const POSTGRES_DELETE_FUNCTION: &str = "CREATE OR REPLACE FUNCTION morango_track_delete() RETURNS trigger \
-    LANGUAGE plpgsql AS $fn$ BEGIN \
+/// The body of PostgreSQL's deletion trigger function.
+const POSTGRES_DELETE_BODY: &str = " BEGIN \
     INSERT INTO morango_deletedmodels (id, profile) VALUES (OLD.id, TG_ARGV[0]) ON CONFLICT DO NOTHING; \
     IF current_setting('morango.hard_delete', true) = 'on' THEN \
       INSERT INTO morango_harddeletedmodels (id, profile) VALUES (OLD.id, TG_ARGV[0]) ON CONFLICT DO NOTHING; \
     END IF; \
-    RETURN OLD; END $fn$";
+    RETURN OLD; END ";
+
+/// The function PostgreSQL's deletion triggers call.
+fn postgres_delete_function() -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION morango_track_delete() RETURNS trigger LANGUAGE plpgsql AS \
+         $fn${POSTGRES_DELETE_BODY}$fn$"
+    )
+}
+
+/// The body of the PostgreSQL function that marks a row of a table dirty.
+fn postgres_dirty_body(dirty: &str) -> String {
+    format!(
+        " BEGIN IF coalesce(current_setting('morango.apply', true), '') <> 'on' THEN NEW.\"{dirty}\" := true; END IF; \
+         RETURN NEW; END "
+    )
+}
+
+/// True when PostgreSQL already holds the change tracking of `profile` exactly as [`install`] makes it: the
+/// trigger functions with the same bodies, both triggers of every table and its dirty-row index. Re-creating
+/// triggers takes a lock on the table that waits for every running write, so a start up skips it when it can.
+pub(crate) async fn installed<C: ConnectionTrait>(db: &C, profile: &Profile) -> crate::error::Result<bool> {
+    if !postgres_holds(
+        db,
+        "SELECT prosrc = $1 AS here FROM pg_proc WHERE oid = to_regprocedure($2)",
+        vec![POSTGRES_DELETE_BODY.into(), "morango_track_delete()".into()],
+    )
+    .await?
+    {
+        return Ok(false);
+    }
+    for model in profile.models() {
+        let table = model.table();
+        let holds = postgres_holds(
+            db,
+            "SELECT COALESCE((SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)) = $2, FALSE) \
+             AND (SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = to_regclass($3) AND tgname IN ($4, $5)) = 2 \
+             AND to_regclass($6) IS NOT NULL AS here",
+            vec![
+                format!("\"morango_dirty_{table}\"()").into(),
+                postgres_dirty_body(&model.column(columns::DIRTY_BIT)).into(),
+                format!("\"{table}\"").into(),
+                format!("morango_dirty_{table}").into(),
+                format!("morango_delete_{table}").into(),
+                format!("\"morango_dirty_{table}\"").into(),
+            ],
+        )
+        .await?;
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Runs a query answering `here`: false when it returns no row.
+async fn postgres_holds<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> crate::error::Result<bool> {
+    match crate::sql::query_one(db, "looking at the installed change tracking", sql, values).await? {
+        Some(row) => crate::sql::get::<bool>(&row, "here"),
+        None => Ok(false),
+    }
+}
 
 fn postgres_triggers(table: &str, dirty: &str, profile: &str) -> Vec<String> {
     vec![
         format!(
-            "CREATE OR REPLACE FUNCTION \"morango_dirty_{table}\"() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN \
-             IF coalesce(current_setting('morango.apply', true), '') <> 'on' THEN NEW.\"{dirty}\" := true; END IF; \
-             RETURN NEW; END $fn$"
+            "CREATE OR REPLACE FUNCTION \"morango_dirty_{table}\"() RETURNS trigger LANGUAGE plpgsql AS \
+             $fn${}$fn$",
+            postgres_dirty_body(dirty)
         ),
         format!(
             "CREATE OR REPLACE TRIGGER \"morango_dirty_{table}\" BEFORE INSERT OR UPDATE ON \"{table}\" \

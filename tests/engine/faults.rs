@@ -29,7 +29,7 @@ use crate::support::{Backend, postgres_base};
 /// Records per chunk on both sides, so that every transfer takes several.
 const CHUNK: u64 = 3;
 /// Learners created before each sync (three chunks and a bit).
-const NEW_RECORDS: usize = 8;
+pub(crate) const NEW_RECORDS: usize = 8;
 
 /// Where a crash is injected: the process, the direction of the sync, the point (see morango-core's `fault`).
 #[derive(Debug, Clone, Copy)]
@@ -156,14 +156,14 @@ async fn kill_matrix(backend: Backend) {
 
 /// One database of the matrix: an SQLite file or a PostgreSQL database.
 #[derive(Debug, Clone)]
-struct Store {
-    backend: Backend,
-    url: String,
-    name: String,
+pub(crate) struct Store {
+    pub(crate) backend: Backend,
+    pub(crate) url: String,
+    pub(crate) name: String,
 }
 
 impl Store {
-    fn new(backend: Backend, dir: &Path, name: &str) -> Store {
+    pub(crate) fn new(backend: Backend, dir: &Path, name: &str) -> Store {
         let url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.sqlite3")).display()),
             Backend::Postgres => format!("{}/{name}", postgres_base()),
@@ -191,13 +191,13 @@ impl Store {
         copy
     }
 
-    async fn connect(&self) -> DatabaseConnection {
+    pub(crate) async fn connect(&self) -> DatabaseConnection {
         let mut options = ConnectOptions::new(self.url.clone());
         options.max_connections(2).sqlx_logging(false);
         Database::connect(options).await.expect("connect to a matrix database")
     }
 
-    async fn create(backend: Backend, dir: &Path, name: &str) -> Store {
+    pub(crate) async fn create(backend: Backend, dir: &Path, name: &str) -> Store {
         let store = Store::new(backend, dir, name);
         if backend == Backend::Postgres {
             admin(&format!("CREATE DATABASE {name}")).await;
@@ -205,7 +205,7 @@ impl Store {
         store
     }
 
-    async fn drop(&self) {
+    pub(crate) async fn drop(&self) {
         if self.backend == Backend::Postgres {
             admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
         }
@@ -219,7 +219,7 @@ async fn admin(sql: &str) {
 }
 
 /// An engine on a matrix database (Morango's tables, the test schema and scope definitions in place).
-async fn engine(store: &Store) -> Engine {
+pub(crate) async fn engine(store: &Store) -> Engine {
     engine_at(&store.url).await
 }
 
@@ -417,18 +417,18 @@ async fn check(server_store: &Store, client_store: &Store, report: &Value, kill:
     outcome
 }
 
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+pub(crate) async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
     row.try_get("", "n").unwrap()
 }
 
-async fn applied(db: &DatabaseConnection) -> Vec<(String, String)> {
+pub(crate) async fn applied(db: &DatabaseConnection) -> Vec<(String, String)> {
     let learners = learner::Entity::find().order_by_asc(learner::Column::Id).all(db).await.unwrap();
     learners.into_iter().map(|l| (l.id, l.full_name)).collect()
 }
 
 /// Every store record's version and flags.
-async fn versions(db: &DatabaseConnection) -> Vec<(String, String, i64, bool)> {
+pub(crate) async fn versions(db: &DatabaseConnection) -> Vec<(String, String, i64, bool)> {
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
@@ -452,16 +452,16 @@ async fn versions(db: &DatabaseConnection) -> Vec<(String, String, i64, bool)> {
 // The processes
 
 /// A child process of this test binary, playing a role.
-struct Peer {
+pub(crate) struct Peer {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     stderr: PathBuf,
 }
 
 /// A finished sync process.
-struct Finished {
-    status: std::process::ExitStatus,
-    stderr: String,
+pub(crate) struct Finished {
+    pub(crate) status: std::process::ExitStatus,
+    pub(crate) stderr: String,
     stdout_report: String,
 }
 
@@ -488,7 +488,7 @@ fn child(role: &str, store: &Store, fault: Option<&str>) -> Command {
 
 impl Peer {
     /// Starts a server process on `store` and waits until it listens.
-    async fn serve(store: &Store, dir: &Path, tag: &str, fault: Option<&str>) -> Peer {
+    pub(crate) async fn serve(store: &Store, dir: &Path, tag: &str, fault: Option<&str>) -> Peer {
         let url_file = dir.join(format!("{tag}-{}.url", morango::ids::random_id()));
         let stderr = dir.join(format!("{tag}-{}.server.log", morango::ids::random_id()));
         let child = child("serve", store, fault)
@@ -513,7 +513,7 @@ impl Peer {
     }
 
     /// Runs a sync process to its end.
-    async fn sync(
+    pub(crate) async fn sync(
         store: &Store,
         dir: &Path,
         tag: &str,
@@ -565,7 +565,7 @@ impl Peer {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -13,6 +13,7 @@ mod interop;
 mod network;
 mod resume;
 mod runtime_checks;
+mod scale_out;
 mod scenarios;
 mod tracking;
 mod vectors;
