@@ -83,6 +83,21 @@ fn the_benchmark_program_syncs_every_record_on_postgres() {
     assert!(out.contains("on PostgreSQL") && out.contains("first sync / floor"), "{out}");
 }
 
+#[test]
+fn the_scale_benchmark_converges_with_one_and_two_server_processes() {
+    if !Backend::Postgres.enabled() {
+        return eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
+    }
+    let server = postgres_base();
+    let Some(out) = run("bench_scale", &["4"], &[("BENCH_POSTGRES_URL", &server)]) else { return };
+    let rows: Vec<&str> = out.lines().filter(|line| line.trim_start().starts_with(['1', '2'])).collect();
+    assert_eq!(rows.len(), 2, "a row for one and for two server processes:\n{out}");
+    for row in rows {
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(columns.get(1..3), Some(&["8", "0"][..]), "8 syncs, none failed:\n{out}");
+    }
+}
+
 /// A child process killed when dropped.
 struct Running(Child);
 
