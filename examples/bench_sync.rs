@@ -14,6 +14,8 @@
 //! - a second sync with nothing changed;
 //! - the floor: the application rows read from the source and inserted into fresh tables of a third database,
 //!   500 rows per multi-row `INSERT`, all in one transaction.
+//! - change tracking: the same rows inserted again, as the source was filled, into tables with Morango's triggers
+//!   and into tables without (both inserts compute the record ids).
 //!
 //! Peak memory is the process's `VmHWM` (peak resident set size), printed after each step; it only grows, so
 //! every size runs in a process of its own.
@@ -133,6 +135,7 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
         return Err(format!("the peer holds {peer_rows} application rows after the sync, not {records}").into());
     }
     let checks = time_record_checks(peer.db()).await?;
+    let overhead = tracking_overhead(databases, learners).await?;
 
     let rate = |time: Duration| records as f64 / time.as_secs_f64();
     println!("{:<22} {:>10} {:>14} {:>19}", "", "seconds", "records/s", "VmHWM after (MiB)");
@@ -148,6 +151,13 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
         "record checks (validation of every received record, inside the first sync): {:.3} s, {:.1} % of it",
         checks.as_secs_f64(),
         100.0 * checks.as_secs_f64() / first.total.as_secs_f64()
+    );
+    println!(
+        "change tracking: the source's rows inserted into tracked tables {:.3} s, into untracked tables {:.3} s: \
+         {:.2}x",
+        overhead.tracked.as_secs_f64(),
+        overhead.untracked.as_secs_f64(),
+        overhead.tracked.as_secs_f64() / overhead.untracked.as_secs_f64()
     );
     for (what, sync) in [("first sync", &first), ("no-op sync", &second)] {
         println!("{what} by stage (pull, then push):");
@@ -291,6 +301,29 @@ async fn plain_connect(url: String) -> Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url);
     options.sqlx_logging(false);
     Ok(Database::connect(options).await?)
+}
+
+/// The time the same rows take to insert with change tracking and without.
+struct Overhead {
+    tracked: Duration,
+    untracked: Duration,
+}
+
+/// Fills two more databases with the source's rows, the same way ([`fill`]): one tracked (an engine opened on it:
+/// the tables' triggers and dirty-row indexes), one untracked (only the tables). The record ids and dirty bits are
+/// computed in both (`morango::insert_many` does it before SeaORM's `insert_many`), so the difference is what the
+/// database does to track the rows.
+async fn tracking_overhead(databases: &mut Databases, learners: u64) -> Result<Overhead> {
+    let tracked_db = open_peer(databases.connect("tracked").await?).await?;
+    let untracked_db = databases.connect("untracked").await?;
+    entities::create_tables(&untracked_db).await?;
+    let started = Instant::now();
+    fill(tracked_db.db(), learners).await?;
+    let tracked = started.elapsed();
+    let started = Instant::now();
+    fill(&untracked_db, learners).await?;
+    let untracked = started.elapsed();
+    Ok(Overhead { tracked, untracked })
 }
 
 /// Inserts one facility, `learners` learners and their lesson progress the way an application would (through

@@ -185,7 +185,7 @@ pub(crate) async fn stage_chunk<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
     profile: &str,
-    records: &[BufferRecord],
+    records: &[&BufferRecord],
 ) -> Result<()> {
     // Statements stay well below the databases' bound-parameter limits (SQLite 32766, PostgreSQL 65535), however
     // many records a peer sends in one chunk.
@@ -200,7 +200,7 @@ pub(crate) async fn stage_chunk<C: ConnectionTrait>(
 const RECORDS_PER_STATEMENT: usize = 1_000;
 
 /// A multi-row `INSERT` of records into the [`CHUNK`] table.
-fn insert_records(transfer: &str, profile: &str, records: &[BufferRecord], first: usize) -> (String, Vec<Value>) {
+fn insert_records(transfer: &str, profile: &str, records: &[&BufferRecord], first: usize) -> (String, Vec<Value>) {
     const COLUMNS: usize = 14;
     let mut values = Vec::with_capacity(records.len() * COLUMNS);
     let mut tuples = Vec::with_capacity(records.len());
@@ -228,7 +228,7 @@ fn insert_records(transfer: &str, profile: &str, records: &[BufferRecord], first
 }
 
 /// Stages the records' record-max counters, keeping the highest per instance.
-async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[BufferRecord]) -> Result<()> {
+async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[&BufferRecord]) -> Result<()> {
     let counters: Vec<&RmcbRecord> = records.iter().flat_map(|r| &r.rmcb_list).collect();
     for chunk in counters.chunks(1000) {
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
@@ -246,6 +246,99 @@ async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[B
                  counter = CASE WHEN excluded.counter > {t}.counter THEN excluded.counter ELSE {t}.counter END",
                 tuples.join(", "),
                 t = CHUNK.counters
+            ),
+            values,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Which of `records` the store already holds.
+pub(crate) async fn stored_among<C: ConnectionTrait>(db: &C, records: &[BufferRecord]) -> Result<HashSet<String>> {
+    let mut stored = HashSet::new();
+    for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+        let rows = sql::query(
+            db,
+            "looking for received records in the store",
+            &format!("SELECT id FROM morango_store WHERE id IN ({})", placeholders(1, chunk.len())),
+            chunk.iter().map(|r| text(&r.model_uuid)).collect(),
+        )
+        .await?;
+        for row in rows {
+            stored.insert(get::<String>(&row, "id")?);
+        }
+    }
+    Ok(stored)
+}
+
+/// Writes received records the store does not hold yet straight into it, dirty (for deserialization) and marked
+/// with `transfer`, and their histories into the record-max counters: nothing to merge them with, so no staging.
+pub(crate) async fn store_new<C: ConnectionTrait>(
+    db: &C,
+    transfer: &str,
+    profile: &str,
+    records: &[&BufferRecord],
+) -> Result<()> {
+    const COLUMNS: usize = 14;
+    for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len() * COLUMNS);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (i, record) in chunk.iter().enumerate() {
+            tuples.push(format!("({}, NULL, NULL)", placeholders(i * COLUMNS + 1, COLUMNS)));
+            values.extend([
+                text(&record.model_uuid),
+                text(profile),
+                text(&record.serialized),
+                record.deleted.into(),
+                record.hard_deleted.into(),
+                text(&record.last_saved_instance),
+                record.last_saved_counter.into(),
+                text(&record.partition),
+                text(&record.source_id),
+                text(&record.model_name),
+                text(&record.conflicting_serialized_data),
+                text(&record._self_ref_fk),
+                true.into(),
+                text(transfer),
+            ]);
+        }
+        sql::exec(
+            db,
+            "storing new records",
+            &format!(
+                "INSERT INTO morango_store (id, profile, serialized, deleted, hard_deleted, last_saved_instance, \
+                 last_saved_counter, partition, source_id, model_name, conflicting_serialized_data, _self_ref_fk, \
+                 dirty_bit, last_transfer_session_id, deserialization_error, app_digest) VALUES {}",
+                tuples.join(", ")
+            ),
+            values,
+        )
+        .await?;
+    }
+    // A record's history names each instance once, with its highest counter.
+    let mut counters: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+    for rmcb in records.iter().flat_map(|r| &r.rmcb_list) {
+        let counter = counters.entry((rmcb.model_uuid.as_str(), rmcb.instance_id.as_str())).or_insert(rmcb.counter);
+        *counter = (*counter).max(rmcb.counter);
+    }
+    let counters: Vec<_> = counters.into_iter().collect();
+    for chunk in counters.chunks(RECORDS_PER_STATEMENT) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (i, ((model_uuid, instance_id), counter)) in chunk.iter().enumerate() {
+            tuples.push(format!("({})", placeholders(i * 3 + 1, 3)));
+            values.extend([text(*model_uuid), text(*instance_id), (*counter).into()]);
+        }
+        sql::exec(
+            db,
+            "recording the histories of new records",
+            &format!(
+                "INSERT INTO morango_recordmaxcounter (store_model_id, instance_id, counter) VALUES {} \
+                 ON CONFLICT (store_model_id, instance_id) DO UPDATE SET counter = CASE \
+                 WHEN excluded.counter > morango_recordmaxcounter.counter THEN excluded.counter \
+                 ELSE morango_recordmaxcounter.counter END",
+                tuples.join(", ")
             ),
             values,
         )

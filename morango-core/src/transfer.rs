@@ -100,9 +100,16 @@ pub(crate) async fn receive_chunks(
     let mut refusals = Vec::new();
     for chunk in checked {
         crate::refused::log(&ts.id, &chunk.refused, false);
-        crate::buffer::stage_chunk(&txn, &ts.id, engine.profile().name(), &chunk.accepted).await?;
-        let again = crate::buffer::received_before(&txn, &ts.id).await?;
-        crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
+        // Records the store does not hold go straight in; the others are staged and merged with what it holds.
+        let stored = crate::buffer::stored_among(&txn, &chunk.accepted).await?;
+        let (known, fresh): (Vec<_>, Vec<_>) = chunk.accepted.iter().partition(|r| stored.contains(&r.model_uuid));
+        let mut again = std::collections::HashSet::new();
+        if !known.is_empty() {
+            crate::buffer::stage_chunk(&txn, &ts.id, engine.profile().name(), &known).await?;
+            again = crate::buffer::received_before(&txn, &ts.id).await?;
+            crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
+        }
+        crate::buffer::store_new(&txn, &ts.id, engine.profile().name(), &fresh).await?;
         let new: Vec<&crate::buffer::BufferRecord> =
             chunk.accepted.iter().filter(|r| !again.contains(&r.model_uuid)).collect();
         let newly_refused = crate::refused::record(&txn, &ts.id, false, &chunk.refused).await? as i64;
