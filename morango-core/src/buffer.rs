@@ -1,5 +1,6 @@
-//! Buffers: the records of one transfer, as the producer pages them out of its queue and as the receiver stages
-//! each chunk before merging it into its store (spec §5.4, §2.9).
+//! Buffers: the records of one transfer, as the producer pages them out of its queue and as the receiver takes
+//! each chunk in: records its store does not hold are written straight into it, the others staged and merged
+//! (spec §5.4, §2.9).
 
 use std::collections::HashSet;
 
