@@ -18,7 +18,10 @@ use morango::Engine;
 use morango::api::{Account, CertificateAuthority, Credentials};
 use morango::certificate::Certificate;
 use morango::command::{self, BoxError, SyncCommand};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, TransactionTrait,
+};
 use serde_json::{Map, Value};
 
 use crate::entities::{self, FACILITY_DATA, classroom, facility, learner};
@@ -47,8 +50,15 @@ pub fn command() -> SyncCommand {
 async fn open(location: String) -> Result<Engine, BoxError> {
     let db = command::connect(&location).await?;
     morango::migration::migrate(&db).await?;
-    entities::create_tables(&db).await?;
-    morango::scope::load_fixture(&db, SCOPE_DEFINITIONS).await?;
+    // Several server processes may start together on one PostgreSQL database: one at a time creates the tables
+    // and loads the scope definitions.
+    let txn = db.begin().await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(hashtext('school:setup'))").await?;
+    }
+    entities::create_tables(&txn).await?;
+    morango::scope::load_fixture(&txn, SCOPE_DEFINITIONS).await?;
+    txn.commit().await?;
     Ok(Engine::open(db, &FACILITY_DATA).await?)
 }
 

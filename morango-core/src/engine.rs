@@ -160,7 +160,7 @@ impl Engine {
 }
 
 /// The PostgreSQL advisory lock key of `name`.
-fn lock_key(name: &str) -> i64 {
+pub(crate) fn lock_key(name: &str) -> i64 {
     let digest = blake3::hash(name.as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_bytes()[..8]);

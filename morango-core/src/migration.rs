@@ -184,9 +184,23 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Creates (or brings up to date) Morango's bookkeeping tables in `db`.
+/// Creates (or brings up to date) Morango's bookkeeping tables in `db`. On PostgreSQL, processes that start
+/// together on one database take turns (an advisory lock around one transaction): the second finds the tables
+/// made.
 pub async fn migrate(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [crate::engine::lock_key("morango:migrate").into()],
+    ))
+    .await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 #[derive(DeriveIden)]

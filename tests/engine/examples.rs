@@ -143,6 +143,65 @@ fn the_school_example_serves_and_syncs_as_two_processes() {
     assert!(certs.contains("full-facility"), "{certs}");
 }
 
+/// Two `school serve` processes started at the same moment on one empty PostgreSQL database (a server scaled out
+/// from its first start): one creates the school, the other serves it; the database holds one facility.
+#[test]
+fn two_server_processes_starting_on_an_empty_database_create_one_facility() {
+    if !Backend::Postgres.enabled() {
+        return eprintln!("skipped: postgres not in MORANGO_TEST_BACKENDS");
+    }
+    let Some(school) = example("school") else { return };
+    let name = format!("morango_test_{}", uuid::Uuid::new_v4().simple());
+    let psql = |database: &str, sql: &str| {
+        let out = Command::new("psql")
+            .args([format!("{}/{database}", postgres_base()).as_str(), "-qAtc", sql])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    psql("postgres", &format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", postgres_base());
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (servers, readers): (Vec<Running>, Vec<std::thread::JoinHandle<String>>) = (0..2)
+        .map(|_| {
+            let mut child = Command::new(&school)
+                .current_dir(dir.path())
+                .env("TMPDIR", dir.path())
+                .env("SCHOOL_DB", &url)
+                .args(["serve", "--bind", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a server process");
+            let stdout = child.stdout.take().expect("its output");
+            // Its output up to "Listening on", or all of it if it stops first.
+            let reader = std::thread::spawn(move || {
+                let mut printed = String::new();
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    printed.push_str(&line);
+                    printed.push('\n');
+                    if line.starts_with("Listening on ") {
+                        break;
+                    }
+                }
+                printed
+            });
+            (Running(child), reader)
+        })
+        .unzip();
+    let printed: Vec<String> = readers.into_iter().map(|reader| reader.join().expect("its output")).collect();
+    let roots = psql(&name, "SELECT COUNT(*) FROM morango_certificate WHERE parent_id IS NULL OR parent_id = ''");
+    let facilities = psql(&name, "SELECT COUNT(*) FROM facility");
+    drop(servers);
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    for out in &printed {
+        assert!(out.contains("Listening on "), "a server process did not start:\n{out}");
+    }
+    let created = printed.iter().filter(|out| out.contains("Created the school")).count();
+    assert_eq!((created, roots.as_str(), facilities.as_str()), (1, "1", "1"), "{printed:#?}");
+}
+
 /// Starts `school serve` in `dir` with extra arguments (under `prefix`, e.g. `prlimit`); returns it and its URL.
 fn serve_school(dir: &Path, prefix: &[&str], args: &[&str]) -> Option<(Running, String)> {
     let school = example("school")?;

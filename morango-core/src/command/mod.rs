@@ -66,7 +66,7 @@ use crate::certificate::{self, Certificate, CertificateError};
 use crate::cleanup;
 use crate::client::{self, HttpSettings, SyncError, SyncOutcome, SyncRequest, SyncScopes};
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{DbContext, Error};
 
 use args::{CertsCommand, CleanupArgs, Cli, Command, ServeArgs, SyncArgs, format_duration};
 use progress::{ProgressView, ServerLog};
@@ -418,8 +418,16 @@ impl SyncCommand {
     async fn ensure_facility(&self, engine: &Engine, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
         let db = engine.db();
         let profile = engine.profile().name();
-        if certificate::owned(db, Some(profile)).await?.is_empty() {
-            let root = certificate::generate_root(db, &self.scopes.full, &Map::new()).await?;
+        // Several server processes may start together on one database: one at a time looks and creates, under the
+        // profile's lock, so that a new database gets one facility.
+        let (txn, writer) = engine.begin_exclusive().await?;
+        let root = match certificate::owned(&txn, Some(profile)).await?.is_empty() {
+            true => Some(certificate::generate_root(&txn, &self.scopes.full, &Map::new()).await?),
+            false => None,
+        };
+        txn.commit().await.context(|| "committing the new facility's certificate".into())?;
+        drop(writer);
+        if let Some(root) = root {
             writeln!(out, "Created facility {} (a new {} root certificate).", root.id(), self.scopes.full)?;
             if let Some(hook) = &self.on_new_facility {
                 hook(db.clone(), root.clone())
