@@ -421,9 +421,10 @@ impl SyncCommand {
         // Several server processes may start together on one database: one at a time looks and creates, under the
         // profile's lock, so that a new database gets one facility.
         let (txn, writer) = engine.begin_exclusive().await?;
-        let root = match certificate::owned(&txn, Some(profile)).await?.is_empty() {
-            true => Some(certificate::generate_root(&txn, &self.scopes.full, &Map::new()).await?),
-            false => None,
+        let root = if certificate::owned(&txn, Some(profile)).await?.is_empty() {
+            Some(certificate::generate_root(&txn, &self.scopes.full, &Map::new()).await?)
+        } else {
+            None
         };
         txn.commit().await.context(|| "committing the new facility's certificate".into())?;
         drop(writer);
