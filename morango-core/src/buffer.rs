@@ -207,25 +207,28 @@ fn insert_records(transfer: &str, profile: &str, records: &[&BufferRecord], firs
     let mut tuples = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
         tuples.push(format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)));
-        values.extend([
-            text(transfer),
-            text(&record.model_uuid),
-            ((first + i) as i64).into(),
-            text(profile),
-            text(&record.serialized),
-            record.deleted.into(),
-            record.hard_deleted.into(),
-            text(&record.last_saved_instance),
-            record.last_saved_counter.into(),
-            text(&record.partition),
-            text(&record.source_id),
-            text(&record.model_name),
-            text(&record.conflicting_serialized_data),
-            text(&record._self_ref_fk),
-        ]);
+        values.extend([text(transfer), text(&record.model_uuid), ((first + i) as i64).into(), text(profile)]);
+        values.extend(version_values(record));
     }
     let sql = format!("INSERT INTO {} ({BUFFER_COLUMNS}) VALUES {}", CHUNK.records, tuples.join(", "));
     (sql, values)
+}
+
+/// A record's `serialized, deleted, hard_deleted, last_saved_instance, last_saved_counter, partition, source_id,
+/// model_name, conflicting_serialized_data, _self_ref_fk`, in that order.
+fn version_values(record: &BufferRecord) -> [Value; 10] {
+    [
+        text(&record.serialized),
+        record.deleted.into(),
+        record.hard_deleted.into(),
+        text(&record.last_saved_instance),
+        record.last_saved_counter.into(),
+        text(&record.partition),
+        text(&record.source_id),
+        text(&record.model_name),
+        text(&record.conflicting_serialized_data),
+        text(&record._self_ref_fk),
+    ]
 }
 
 /// Stages the records' record-max counters, keeping the highest per instance.
@@ -287,22 +290,9 @@ pub(crate) async fn store_new<C: ConnectionTrait>(
         let mut tuples = Vec::with_capacity(chunk.len());
         for (i, record) in chunk.iter().enumerate() {
             tuples.push(format!("({}, NULL, NULL)", placeholders(i * COLUMNS + 1, COLUMNS)));
-            values.extend([
-                text(&record.model_uuid),
-                text(profile),
-                text(&record.serialized),
-                record.deleted.into(),
-                record.hard_deleted.into(),
-                text(&record.last_saved_instance),
-                record.last_saved_counter.into(),
-                text(&record.partition),
-                text(&record.source_id),
-                text(&record.model_name),
-                text(&record.conflicting_serialized_data),
-                text(&record._self_ref_fk),
-                true.into(),
-                text(transfer),
-            ]);
+            values.extend([text(&record.model_uuid), text(profile)]);
+            values.extend(version_values(record));
+            values.extend([true.into(), text(transfer)]);
         }
         sql::exec(
             db,

@@ -236,6 +236,18 @@ async fn engine_at(url: &str) -> Engine {
     Engine::builder(db, &FACILITY_DATA).chunk_size(CHUNK).pages_per_commit(2).open().await.expect("engine")
 }
 
+/// A server's database: a root certificate, its facility, three learners with a content log each.
+pub(crate) async fn seed_server(store: &Store) {
+    let engine = engine(store).await;
+    let root = certificate::generate_root(engine.db(), "full-facility", &Map::new()).await.unwrap();
+    let facility = fixtures::facility_of_dataset(engine.db(), "Riverside", root.id()).await;
+    for name in ["ada", "bob", "cy"] {
+        let learner = fixtures::learner(engine.db(), &facility, name).await;
+        fixtures::log(engine.db(), &learner, "first video").await;
+    }
+    engine.db().clone().close().await.ok();
+}
+
 /// The server and client databases every kill starts from: a facility with learners, and a client that holds a
 /// full-facility certificate and everything the server had.
 struct Bases {
@@ -251,16 +263,7 @@ impl Bases {
         let prefix = format!("morango_test_{}", morango::ids::random_id());
         let server = Store::create(backend, dir, &format!("{prefix}_s")).await;
         let client_store = Store::create(backend, dir, &format!("{prefix}_c")).await;
-        {
-            let engine = engine(&server).await;
-            let root = certificate::generate_root(engine.db(), "full-facility", &Map::new()).await.unwrap();
-            let facility = fixtures::facility_of_dataset(engine.db(), "Riverside", root.id()).await;
-            for name in ["ada", "bob", "cy"] {
-                let learner = fixtures::learner(engine.db(), &facility, name).await;
-                fixtures::log(engine.db(), &learner, "first video").await;
-            }
-            engine.db().clone().close().await.ok();
-        }
+        seed_server(&server).await;
         let bases = Bases { server, client: client_store, prefix, copying: tokio::sync::Mutex::new(()) };
         // The client's first sync, through the processes themselves.
         let mut server = Peer::serve(&bases.server, dir, "base", None).await;

@@ -45,16 +45,7 @@ async fn two_server_processes_on_one_postgres_database_serve_as_one() {
 }
 
 async fn scale_out(server: &Store, clients: &[Store], dir: &Path) -> Result<(), String> {
-    {
-        let engine = faults::engine(server).await;
-        let root = certificate::generate_root(engine.db(), "full-facility", &Map::new()).await.unwrap();
-        let facility = fixtures::facility_of_dataset(engine.db(), "Riverside", root.id()).await;
-        for name in ["ada", "bob", "cy"] {
-            let learner = fixtures::learner(engine.db(), &facility, name).await;
-            fixtures::log(engine.db(), &learner, "first video").await;
-        }
-        engine.db().clone().close().await.ok();
-    }
+    faults::seed_server(server).await;
     // Both processes start at once (each installs change tracking and loads its instance on start).
     let (mut one, mut two) = tokio::join!(Peer::serve(server, dir, "one", None), Peer::serve(server, dir, "two", None));
     let balancer = RoundRobin::start(vec![one.url.clone(), two.url.clone()]).await;
