@@ -2,7 +2,7 @@
 //! each chunk in: records its store does not hold are written straight into it, the others staged and merged
 //! (spec §5.4, §2.9).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 use serde::{Deserialize, Serialize};
@@ -258,19 +258,30 @@ async fn stage_counters<C: ConnectionTrait>(db: &C, transfer: &str, records: &[&
     Ok(())
 }
 
-/// Which of `records` the store already holds.
-pub(crate) async fn stored_among<C: ConnectionTrait>(db: &C, records: &[BufferRecord]) -> Result<HashSet<String>> {
-    let mut stored = HashSet::new();
+/// Which of `records` the store already holds: each id, with `true` when `transfer` itself stored it (a chunk sent
+/// again, retried after a lost answer or re-sent by a resumed push, which must not be counted twice).
+pub(crate) async fn stored_among<C: ConnectionTrait>(
+    db: &C,
+    transfer: &str,
+    records: &[BufferRecord],
+) -> Result<HashMap<String, bool>> {
+    let mut stored = HashMap::new();
     for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+        let mut values = vec![text(transfer)];
+        values.extend(chunk.iter().map(|r| text(&r.model_uuid)));
         let rows = sql::query(
             db,
             "looking for received records in the store",
-            &format!("SELECT id FROM morango_store WHERE id IN ({})", placeholders(1, chunk.len())),
-            chunk.iter().map(|r| text(&r.model_uuid)).collect(),
+            &format!(
+                "SELECT id, COALESCE(last_transfer_session_id = $1, FALSE) AS again FROM morango_store \
+                 WHERE id IN ({})",
+                placeholders(2, chunk.len())
+            ),
+            values,
         )
         .await?;
         for row in rows {
-            stored.insert(get::<String>(&row, "id")?);
+            stored.insert(get::<String>(&row, "id")?, get::<bool>(&row, "again")?);
         }
     }
     Ok(stored)
@@ -326,10 +337,9 @@ pub(crate) async fn store_new<C: ConnectionTrait>(
             "recording the histories of new records",
             &format!(
                 "INSERT INTO morango_recordmaxcounter (store_model_id, instance_id, counter) VALUES {} \
-                 ON CONFLICT (store_model_id, instance_id) DO UPDATE SET counter = CASE \
-                 WHEN excluded.counter > morango_recordmaxcounter.counter THEN excluded.counter \
-                 ELSE morango_recordmaxcounter.counter END",
-                tuples.join(", ")
+                 ON CONFLICT (store_model_id, instance_id) DO UPDATE SET {}",
+                tuples.join(", "),
+                crate::dequeue::MAX_COUNTER
             ),
             values,
         )
@@ -348,23 +358,6 @@ pub(crate) async fn any_staged<C: ConnectionTrait>(db: &C, staging: Staging, tra
     )
     .await?;
     Ok(row.is_some())
-}
-
-/// The records staged in [`CHUNK`] that this transfer merged into the store before: a chunk sent again (retried
-/// after a lost answer, or re-sent by a resumed push), which must not be counted twice.
-pub(crate) async fn received_before<C: ConnectionTrait>(db: &C, transfer: &str) -> Result<HashSet<String>> {
-    let rows = sql::query(
-        db,
-        "looking for records received before",
-        &format!(
-            "SELECT b.model_uuid FROM {} b JOIN morango_store s ON s.id = b.model_uuid \
-             WHERE b.transfer_session_id = $1 AND s.last_transfer_session_id = $1",
-            CHUNK.records
-        ),
-        vec![text(transfer)],
-    )
-    .await?;
-    rows.iter().map(|row| get(row, "model_uuid")).collect()
 }
 
 /// Removes everything a transfer holds: the producer's queue and the receiver's buffers.

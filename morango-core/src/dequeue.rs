@@ -45,7 +45,7 @@ fn conflict(staging: Staging) -> String {
 }
 
 /// Keeps the larger counter on conflict.
-const MAX_COUNTER: &str = "counter = CASE WHEN excluded.counter > morango_recordmaxcounter.counter \
+pub(crate) const MAX_COUNTER: &str = "counter = CASE WHEN excluded.counter > morango_recordmaxcounter.counter \
     THEN excluded.counter ELSE morango_recordmaxcounter.counter END";
 
 /// Merges what is left in the buffer of `transfer` (an older engine staged whole transfers there; chunks are

@@ -160,7 +160,7 @@ impl Engine {
 }
 
 /// The PostgreSQL advisory lock key of `name`.
-pub(crate) fn lock_key(name: &str) -> i64 {
+fn lock_key(name: &str) -> i64 {
     let digest = blake3::hash(name.as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_bytes()[..8]);
@@ -169,7 +169,7 @@ pub(crate) fn lock_key(name: &str) -> i64 {
 
 /// Takes the transaction-scoped PostgreSQL advisory lock `name` in `txn`, waiting at most [`LOCK_TIMEOUT`]: it
 /// excludes every other process on the database, not only this one's tasks.
-async fn lock_for(txn: &DatabaseTransaction, name: &str) -> Result<()> {
+pub(crate) async fn lock_for(txn: &DatabaseTransaction, name: &str) -> Result<()> {
     let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
     sql::query_one(txn, "bounding lock waits", "SELECT set_config('lock_timeout', $1, true)", vec![text(timeout)])
         .await?;

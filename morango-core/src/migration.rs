@@ -188,17 +188,12 @@ impl MigratorTrait for Migrator {
 /// together on one database take turns (an advisory lock around one transaction): the second finds the tables
 /// made.
 pub async fn migrate(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use sea_orm::TransactionTrait;
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Migrator::up(db, None).await;
     }
     let txn = db.begin().await?;
-    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1)",
-        [crate::engine::lock_key("morango:migrate").into()],
-    ))
-    .await?;
+    crate::engine::lock_for(&txn, "morango:migrate").await.map_err(|error| DbErr::Custom(error.to_string()))?;
     Migrator::up(&txn, None).await?;
     txn.commit().await
 }

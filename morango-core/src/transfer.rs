@@ -101,17 +101,15 @@ pub(crate) async fn receive_chunks(
     for chunk in checked {
         crate::refused::log(&ts.id, &chunk.refused, false);
         // Records the store does not hold go straight in; the others are staged and merged with what it holds.
-        let stored = crate::buffer::stored_among(&txn, &chunk.accepted).await?;
-        let (known, fresh): (Vec<_>, Vec<_>) = chunk.accepted.iter().partition(|r| stored.contains(&r.model_uuid));
-        let mut again = std::collections::HashSet::new();
+        let stored = crate::buffer::stored_among(&txn, &ts.id, &chunk.accepted).await?;
+        let (known, fresh): (Vec<_>, Vec<_>) = chunk.accepted.iter().partition(|r| stored.contains_key(&r.model_uuid));
         if !known.is_empty() {
             crate::buffer::stage_chunk(&txn, &ts.id, engine.profile().name(), &known).await?;
-            again = crate::buffer::received_before(&txn, &ts.id).await?;
             crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
         }
         crate::buffer::store_new(&txn, &ts.id, engine.profile().name(), &fresh).await?;
         let new: Vec<&crate::buffer::BufferRecord> =
-            chunk.accepted.iter().filter(|r| !again.contains(&r.model_uuid)).collect();
+            chunk.accepted.iter().filter(|r| stored.get(&r.model_uuid) != Some(&true)).collect();
         let newly_refused = crate::refused::record(&txn, &ts.id, false, &chunk.refused).await? as i64;
         let mut unknown: Vec<&str> =
             new.iter().map(|r| r.model_name.as_str()).filter(|m| engine.profile().model(m).is_none()).collect();
