@@ -287,13 +287,15 @@ pub(crate) async fn stored_among<C: ConnectionTrait>(
     Ok(stored)
 }
 
-/// Writes received records the store does not hold yet straight into it, dirty (for deserialization) and marked
-/// with `transfer`, and their histories into the record-max counters: nothing to merge them with, so no staging.
+/// Writes received records the store does not hold yet straight into it, marked with `transfer`, and their histories
+/// into the record-max counters: nothing to merge them with, so no staging. Records in `applied` are already in the
+/// application tables and are stored clean; the others dirty, for deserialization.
 pub(crate) async fn store_new<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
     profile: &str,
     records: &[&BufferRecord],
+    applied: &std::collections::HashSet<String>,
 ) -> Result<()> {
     const COLUMNS: usize = 14;
     for chunk in records.chunks(RECORDS_PER_STATEMENT) {
@@ -303,7 +305,7 @@ pub(crate) async fn store_new<C: ConnectionTrait>(
             tuples.push(format!("({}, NULL, NULL)", placeholders(i * COLUMNS + 1, COLUMNS)));
             values.extend([text(&record.model_uuid), text(profile)]);
             values.extend(version_values(record));
-            values.extend([true.into(), text(transfer)]);
+            values.extend([(!applied.contains(&record.model_uuid)).into(), text(transfer)]);
         }
         sql::exec(
             db,

@@ -50,6 +50,39 @@ pub(crate) async fn deserialize(engine: &Engine, filter: Option<&Filter>) -> Res
     Ok(report)
 }
 
+/// Applies received records that the store did not hold, in the transaction that stores them, so that their store
+/// rows can be written clean: records of declared models, not deleted, whose foreign-key targets (and tree parents)
+/// are already in the application tables or earlier in `records`. Returns the ids applied; the others are stored
+/// dirty and left to the deserializing stage, which also records why one cannot be applied. The caller holds the
+/// apply guard.
+pub(crate) async fn apply_received(
+    txn: &DatabaseTransaction,
+    engine: &Engine,
+    records: &[&crate::buffer::BufferRecord],
+) -> Result<HashSet<String>> {
+    let mut applied = HashSet::new();
+    for model in engine.profile().models() {
+        let rows: Vec<Dirty> = records
+            .iter()
+            .filter(|r| !r.deleted && r.model_name == model.model_name())
+            .map(|r| Dirty {
+                id: r.model_uuid.clone(),
+                serialized: r.serialized.clone(),
+                partition: r.partition.clone(),
+                source_id: r.source_id.clone(),
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let foreign_keys = model.foreign_keys();
+        let self_ref = foreign_keys.iter().find(|fk| fk.self_ref);
+        let outcome = apply_chunk(txn, engine, model, &foreign_keys, self_ref, rows, true).await?;
+        applied.extend(outcome.settled.into_iter().filter(|id| !outcome.errors.contains_key(id)));
+    }
+    Ok(applied)
+}
+
 /// A dirty store row.
 struct Dirty {
     id: String,
@@ -185,7 +218,7 @@ async fn apply_rows(
             let rows = dirty_store_rows(txn, engine, model, false, filter, &after).await?;
             let Some(last) = rows.last() else { break };
             after = last.id.clone();
-            let outcome = apply_chunk(txn, engine, model, &foreign_keys, self_ref.as_ref(), rows).await?;
+            let outcome = apply_chunk(txn, engine, model, &foreign_keys, self_ref.as_ref(), rows, false).await?;
             applied_in_pass += outcome.applied;
             waiting_for_parent += outcome.waiting_for_parent;
             report.applied += outcome.applied;
@@ -206,6 +239,9 @@ struct ChunkOutcome {
     errors: HashMap<String, String>,
 }
 
+/// Applies `rows` of `model`. With `defer`, a record that cannot be applied yet (a foreign-key target missing or
+/// deleted, a tree parent not there) is simply left out, with no error and no cascade: the deserializing stage
+/// deals with it.
 async fn apply_chunk(
     txn: &DatabaseTransaction,
     engine: &Engine,
@@ -213,6 +249,7 @@ async fn apply_chunk(
     foreign_keys: &[ForeignKey],
     self_ref: Option<&ForeignKey>,
     rows: Vec<Dirty>,
+    defer: bool,
 ) -> Result<ChunkOutcome> {
     let mut outcome = ChunkOutcome::default();
     let mut candidates: Vec<(Dirty, Record)> = Vec::with_capacity(rows.len());
@@ -231,6 +268,10 @@ async fn apply_chunk(
         let present = existing(txn, &fk.target_table, &fk.target_column, &targets).await?;
         let missing: Vec<String> = targets.into_iter().filter(|t| !present.contains(t)).collect();
         if missing.is_empty() {
+            continue;
+        }
+        if defer {
+            candidates.retain(|(_, record)| reference(record, fk.field).is_none_or(|t| present.contains(&t)));
             continue;
         }
         let deleted = deleted_in_store(txn, &missing).await?;
@@ -258,7 +299,7 @@ async fn apply_chunk(
     }
     // The self-reference: parents first, within the chunk or already in the table.
     if let Some(fk) = self_ref {
-        let ordered = order_tree(txn, engine, fk, model, candidates, &mut outcome).await?;
+        let ordered = order_tree(txn, engine, fk, model, candidates, &mut outcome, defer).await?;
         candidates = ordered;
     }
     let incoming: Vec<IncomingRow> = candidates
@@ -286,6 +327,7 @@ async fn order_tree(
     model: &dyn SyncableModel,
     candidates: Vec<(Dirty, Record)>,
     outcome: &mut ChunkOutcome,
+    defer: bool,
 ) -> Result<Vec<(Dirty, Record)>> {
     let parents: Vec<String> = candidates.iter().filter_map(|(_, r)| reference(r, fk.field)).collect();
     let present = existing(txn, model.table(), &fk.target_column, &parents).await?;
@@ -307,6 +349,9 @@ async fn order_tree(
         if pending.is_empty() || pending.len() == before {
             break;
         }
+    }
+    if defer {
+        return Ok(ordered);
     }
     let deleted =
         deleted_in_store(txn, &pending.iter().filter_map(|(_, r)| reference(r, fk.field)).collect::<Vec<_>>()).await?;

@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, Value};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::fsic::{self, FsicV2};
+use crate::profile::Profile;
 use crate::sql::{self, text};
 
 /// What the producer must send: records under `partition` last saved by `instance` with a counter above
@@ -61,24 +62,38 @@ pub(crate) fn wanted(sender: &str, receiver: &str, filter: &Filter, v2: bool) ->
 /// Triples per statement (3 bound values each).
 const TRIPLES_PER_STATEMENT: usize = 2_000;
 
-/// Queues the ids of the wanted records of `profile` for `transfer`, numbered from 0 in id order, and returns how
-/// many were queued. The queue holds ids only: pages read the records from the store when they are sent.
-pub(crate) async fn queue<C: ConnectionTrait>(db: &C, transfer: &str, profile: &str, wanted: &[Wanted]) -> Result<i64> {
+/// Queues the ids of the wanted records of `profile` for `transfer` and returns how many were queued. They are
+/// numbered from 0 in the profile's dependency order (a model's records after those of the models it refers to;
+/// records of models this side does not declare last), then in id order, so that a receiver can apply each chunk as
+/// it arrives. The order holds within each statement of [`TRIPLES_PER_STATEMENT`] triples (a receiver applies a
+/// record that arrives before its parent in its deserializing stage). The queue holds ids only: pages read the
+/// records from the store when they are sent.
+pub(crate) async fn queue<C: ConnectionTrait>(
+    db: &C,
+    transfer: &str,
+    profile: &Profile,
+    wanted: &[Wanted],
+) -> Result<i64> {
+    let models: Vec<&str> = profile.models().map(|m| m.model_name()).collect();
     let mut queued: i64 = 0;
     for chunk in wanted.chunks(TRIPLES_PER_STATEMENT) {
-        let mut values: Vec<Value> = vec![text(transfer), text(profile), queued.into()];
+        let mut values: Vec<Value> = vec![text(transfer), text(profile.name()), queued.into()];
         let mut tuples = Vec::with_capacity(chunk.len());
         for (i, w) in chunk.iter().enumerate() {
             let p = 4 + 3 * i;
             tuples.push(format!("(${}, ${}, CAST(${} AS BIGINT))", p, p + 1, p + 2));
             values.extend([text(&w.partition), text(&w.instance), w.counter.into()]);
         }
+        let first = values.len() + 1;
+        let ranks: String = (0..models.len()).map(|i| format!(" WHEN ${} THEN {i}", first + i)).collect();
+        values.extend(models.iter().map(|m| text(*m)));
+        let rank = format!("CASE s.model_name{ranks} ELSE {} END", models.len());
         let added = sql::exec(
             db,
             "queuing records",
             &format!(
                 "INSERT INTO morango_transferqueue (transfer_session_id, seq, model_uuid) \
-                 SELECT $1, $3 + row_number() OVER (ORDER BY s.id) - 1, s.id FROM morango_store s \
+                 SELECT $1, $3 + row_number() OVER (ORDER BY {rank}, s.id) - 1, s.id FROM morango_store s \
                  WHERE s.profile = $2 \
                  AND EXISTS (SELECT 1 FROM (VALUES {}) AS d WHERE s.last_saved_instance = d.column2 \
                    AND s.last_saved_counter > d.column3 AND substr(s.partition, 1, length(d.column1)) = d.column1) \

@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::error::{DbContext, Result};
 use crate::refused::Refusal;
 use crate::session::{self, TransferSession};
+use crate::tracking::Guard;
 
 /// Serializing: each side serializes its application rows under the filter, then computes its FSIC.
 ///
@@ -35,7 +36,7 @@ pub(crate) async fn queuing(engine: &Engine, ts: &mut TransferSession, is_server
     let (txn, _writer) = engine.begin_write().await?;
     // A queuing stage run again (a resumed transfer) starts from an empty queue.
     crate::buffer::clear(&txn, &ts.id).await?;
-    let total = crate::queue::queue(&txn, &ts.id, engine.profile().name(), &wanted).await?;
+    let total = crate::queue::queue(&txn, &ts.id, engine.profile(), &wanted).await?;
     crate::fault::point("queue.commit");
     txn.commit().await.context(|| "committing the queue".into())?;
     ts.records_total = Some(total);
@@ -97,17 +98,20 @@ pub(crate) async fn receive_chunks(
         .collect::<Result<Vec<_>>>()?;
     let (txn, _writer) = engine.begin_exclusive().await?;
     crate::buffer::prepare_chunk_tables(&txn).await?;
+    Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     let mut refusals = Vec::new();
     for chunk in checked {
         crate::refused::log(&ts.id, &chunk.refused, false);
-        // Records the store does not hold go straight in; the others are staged and merged with what it holds.
+        // Records the store does not hold go straight into the application tables where they can, and into the
+        // store; the others are staged and merged with what it holds, for the deserializing stage to apply.
         let stored = crate::buffer::stored_among(&txn, &ts.id, &chunk.accepted).await?;
         let (known, fresh): (Vec<_>, Vec<_>) = chunk.accepted.iter().partition(|r| stored.contains_key(&r.model_uuid));
         if !known.is_empty() {
             crate::buffer::stage_chunk(&txn, &ts.id, engine.profile().name(), &known).await?;
             crate::dequeue::merge(&txn, engine, CHUNK, &ts.id).await?;
         }
-        crate::buffer::store_new(&txn, &ts.id, engine.profile().name(), &fresh).await?;
+        let applied = crate::deserialize::apply_received(&txn, engine, &fresh).await?;
+        crate::buffer::store_new(&txn, &ts.id, engine.profile().name(), &fresh, &applied).await?;
         let new: Vec<&crate::buffer::BufferRecord> =
             chunk.accepted.iter().filter(|r| stored.get(&r.model_uuid) != Some(&true)).collect();
         let newly_refused = crate::refused::record(&txn, &ts.id, false, &chunk.refused).await? as i64;
@@ -124,6 +128,7 @@ pub(crate) async fn receive_chunks(
         ts.records_refused += newly_refused;
         refusals.extend(chunk.refused);
     }
+    Guard::Apply.leave(&txn).await.context(|| "leaving the apply guard".into())?;
     session::save_transfer(&txn, ts).await?;
     crate::fault::point("receive.commit");
     txn.commit().await.context(|| "committing received records".into())?;

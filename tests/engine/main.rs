@@ -11,6 +11,7 @@ mod faults;
 mod fixtures;
 mod interop;
 mod network;
+mod order;
 mod resume;
 mod runtime_checks;
 mod scale_out;

@@ -93,7 +93,10 @@ async fn an_interrupted_pull_resumes_from_its_stored_stage(backend: Backend) {
     let everything = Filter::everything();
     assert!(session.pull(&everything).await.is_err(), "the connection dropped after two pages");
     let session_id = session.id().to_owned();
-    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 0, "nothing applied yet");
+    // Records leave parents first and are applied as they arrive: the two pages hold the facility and 5 learners.
+    assert_eq!(schema::facility::Entity::find().count(b.db()).await.unwrap(), 1);
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 5, "the received learners are applied");
+    assert!(b.store_snapshot().await.iter().all(|row| !row.dirty_bit), "what was applied is stored clean");
 
     let healthy = LocalPeer::new(&a.engine);
     let resumed = SyncClient::attach(&b.engine, &healthy, session_id, Capabilities::all());

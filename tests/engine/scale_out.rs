@@ -143,8 +143,8 @@ async fn converged(server: &Store, clients: &[Store]) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------------------------------
 // The load balancer
 
-/// An HTTP load balancer on loopback that sends each request to the next backend in turn, and remembers which
-/// backends saw each transfer session.
+/// An HTTP load balancer on loopback that sends each request to the next backend in turn (a transfer session's
+/// requests alternate between the backends), and remembers which backends saw each transfer session.
 struct RoundRobin {
     url: String,
     state: Arc<Balancer>,
@@ -155,7 +155,8 @@ struct Balancer {
     backends: Vec<String>,
     next: AtomicUsize,
     served: Vec<AtomicUsize>,
-    transfers: std::sync::Mutex<HashMap<String, HashSet<usize>>>,
+    /// Per transfer session: the backends that served it, and the last one.
+    transfers: std::sync::Mutex<HashMap<String, (HashSet<usize>, Option<usize>)>>,
     http: reqwest::Client,
 }
 
@@ -189,7 +190,7 @@ impl RoundRobin {
     }
 
     fn transfers(&self) -> HashMap<String, HashSet<usize>> {
-        self.state.transfers.lock().unwrap().clone()
+        self.state.transfers.lock().unwrap().iter().map(|(id, (seen, _))| (id.clone(), seen.clone())).collect()
     }
 }
 
@@ -209,13 +210,21 @@ fn transfer_of(path_and_query: &str) -> Option<String> {
 }
 
 async fn forward(State(balancer): State<Arc<Balancer>>, request: Request) -> Response {
-    let backend = balancer.next.fetch_add(1, Ordering::SeqCst) % balancer.backends.len();
-    balancer.served[backend].fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let mut backend = balancer.next.fetch_add(1, Ordering::SeqCst) % balancer.backends.len();
     if let Some(transfer) = transfer_of(&target) {
-        balancer.transfers.lock().unwrap().entry(transfer).or_default().insert(backend);
+        // A transfer's next request goes to the process its last one did not (concurrent clients would otherwise
+        // keep one transfer on one process by chance).
+        let mut transfers = balancer.transfers.lock().unwrap();
+        let (seen, last) = transfers.entry(transfer).or_default();
+        if let Some(last) = last {
+            backend = (*last + 1) % balancer.backends.len();
+        }
+        *last = Some(backend);
+        seen.insert(backend);
     }
+    balancer.served[backend].fetch_add(1, Ordering::SeqCst);
     let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
         return status(StatusCode::BAD_REQUEST);
     };
