@@ -48,6 +48,20 @@ pub(crate) async fn raise_claimed<C: ConnectionTrait>(db: &C, claims: &[DmcRow])
         {
             continue;
         }
+        // The usual evidence, found through the store's version index: a record under the partition whose current
+        // version is the instance's, at the claimed counter or later (its history holds that version).
+        let recent = sql::query_one(
+            db,
+            "looking for a record that backs a claimed counter",
+            "SELECT 1 AS one FROM morango_store s WHERE s.last_saved_instance = $1 AND s.last_saved_counter >= $3 \
+             AND substr(s.partition, 1, length($2)) = $2 LIMIT 1",
+            vec![text(&claim.instance_id), text(&claim.partition), claim.counter.into()],
+        )
+        .await?;
+        if recent.is_some() {
+            raise(db, &claim.instance_id, &claim.partition, claim.counter).await?;
+            continue;
+        }
         let row = sql::query_one(
             db,
             "checking a claimed counter",

@@ -88,6 +88,21 @@ pub(crate) async fn queue<C: ConnectionTrait>(
         let ranks: String = (0..models.len()).map(|i| format!(" WHEN ${} THEN {i}", first + i)).collect();
         values.extend(models.iter().map(|m| text(*m)));
         let rank = format!("CASE s.model_name{ranks} ELSE {} END", models.len());
+        let triples = tuples.join(", ");
+        // A triple from 0 asks for everything an instance saved (the receiver holds nothing of it): one scan of the
+        // store. Otherwise the store's version index finds the few recent records.
+        let wanted = if chunk.iter().any(|w| w.counter <= 0) {
+            format!(
+                "EXISTS (SELECT 1 FROM (VALUES {triples}) AS d WHERE s.last_saved_instance = d.column2 \
+                 AND s.last_saved_counter > d.column3 AND substr(s.partition, 1, length(d.column1)) = d.column1)"
+            )
+        } else {
+            format!(
+                "s.id IN (SELECT v.id FROM (VALUES {triples}) AS d JOIN morango_store v \
+                 ON v.last_saved_instance = d.column2 AND v.last_saved_counter > d.column3 \
+                 WHERE substr(v.partition, 1, length(d.column1)) = d.column1)"
+            )
+        };
         let added = sql::exec(
             db,
             "queuing records",
@@ -95,11 +110,8 @@ pub(crate) async fn queue<C: ConnectionTrait>(
                 "INSERT INTO morango_transferqueue (transfer_session_id, seq, model_uuid) \
                  SELECT $1, $3 + row_number() OVER (ORDER BY {rank}, s.id) - 1, s.id FROM morango_store s \
                  WHERE s.profile = $2 \
-                 AND EXISTS (SELECT 1 FROM (VALUES {}) AS d WHERE s.last_saved_instance = d.column2 \
-                   AND s.last_saved_counter > d.column3 AND substr(s.partition, 1, length(d.column1)) = d.column1) \
-                 AND NOT EXISTS (SELECT 1 FROM morango_transferqueue q WHERE q.transfer_session_id = $1 \
-                   AND q.model_uuid = s.id)",
-                tuples.join(", ")
+                 AND {wanted} AND NOT EXISTS (SELECT 1 FROM morango_transferqueue q WHERE q.transfer_session_id = $1 \
+                   AND q.model_uuid = s.id)"
             ),
             values,
         )
