@@ -108,20 +108,10 @@ async fn dirty_store_rows(
         text(after),
         (engine.chunk_size() as i64).into(),
     ];
-    let mut condition = String::new();
-    if let Some(filter) = filter {
-        let terms: Vec<String> = filter
-            .prefixes()
-            .iter()
-            .enumerate()
-            .map(|(i, prefix)| {
-                values.push(text(prefix));
-                let p = 7 + i;
-                format!("substr(partition, 1, length(${p})) = ${p}")
-            })
-            .collect();
-        condition = if terms.is_empty() { " AND 1 = 0".into() } else { format!(" AND ({})", terms.join(" OR ")) };
-    }
+    let condition = match filter {
+        Some(filter) => sql::under_prefixes("partition", filter.prefixes(), &mut values),
+        None => String::new(),
+    };
     let rows = sql::query(
         txn,
         "reading dirty store records",

@@ -8,7 +8,7 @@
 //! - a deletion of a record the store already holds as deleted mints nothing (no echo of received deletions);
 //! - `_self_ref_fk` is refreshed when a tree node moves.
 
-use sea_orm::{DatabaseTransaction, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Value};
 use serde_json::Value as Json;
 
 use crate::engine::{Engine, LazyCounter};
@@ -50,13 +50,30 @@ pub(crate) async fn serialize_in(
 ) -> Result<SerializeReport> {
     let mut counter = LazyCounter::new(&engine.instance().id);
     let mut report = SerializeReport::default();
+    let sqlite = txn.get_database_backend() == DbBackend::Sqlite;
     for model in engine.profile().models() {
         let mut after: Option<String> = None;
+        // SQLite: the ids of a first page, cleared by id if no second page follows; after more, one scan clears all.
+        let mut first_page: Vec<Value> = Vec::new();
+        let mut scan = false;
         loop {
             let rows = model.dirty_rows(txn, after.as_deref(), engine.chunk_size(), filter).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.id.clone());
-            serialize_chunk(txn, engine, model, &rows, &mut counter, &mut report).await?;
+            let ids: Vec<Value> = rows.iter().map(|r| text(&r.id)).collect();
+            serialize_chunk(txn, engine, model, &rows, &ids, &mut counter, &mut report).await?;
+            if !sqlite {
+                clear_dirty_bits(txn, model, &ids).await?;
+            } else if first_page.is_empty() {
+                first_page = ids;
+            } else {
+                scan = true;
+            }
+        }
+        if scan {
+            clear_all_dirty_bits(txn, model, filter).await?;
+        } else if !first_page.is_empty() {
+            clear_dirty_bits(txn, model, &first_page).await?;
         }
     }
     report.deletions = serialize_deletions(txn, engine, &mut counter).await?;
@@ -96,11 +113,11 @@ async fn serialize_chunk(
     engine: &Engine,
     model: &dyn SyncableModel,
     rows: &[AppRow],
+    ids: &[Value],
     counter: &mut LazyCounter<'_>,
     report: &mut SerializeReport,
 ) -> Result<()> {
-    let ids: Vec<Value> = rows.iter().map(|r| text(&r.id)).collect();
-    let stored = load_stored(txn, &ids).await?;
+    let stored = load_stored(txn, ids).await?;
     let self_ref = model.foreign_keys().into_iter().find(|fk| fk.self_ref).map(|fk| fk.field);
     let mut upserts = Vec::new();
     let mut digests = Vec::new();
@@ -140,8 +157,7 @@ async fn serialize_chunk(
         write_versions(txn, engine, model, &upserts, n).await?;
         report.versions += upserts.len() as u64;
     }
-    record_digests(txn, &digests).await?;
-    clear_dirty_bits(txn, model, &ids).await
+    record_digests(txn, &digests).await
 }
 
 /// Runs the model's conflict hook on an app-level conflict; `None` keeps the app's version.
@@ -279,6 +295,52 @@ async fn clear_dirty_bits(txn: &DatabaseTransaction, model: &dyn SyncableModel, 
     )
     .await?;
     Ok(())
+}
+
+/// On SQLite, where the transaction holds the only write lock, every dirty row of `model` under `filter` has just
+/// been serialized: one statement clears them all, visiting the table's pages in storage (rowid) order, where
+/// clearing by id goes through the id index and visits them at random. PostgreSQL clears by id (rows committed by
+/// others meanwhile stay dirty).
+async fn clear_all_dirty_bits(
+    txn: &DatabaseTransaction,
+    model: &dyn SyncableModel,
+    filter: Option<&Filter>,
+) -> Result<()> {
+    let column = model.column(crate::model::columns::DIRTY_BIT);
+    let mut values = vec![false.into()];
+    let condition = match filter {
+        Some(filter) => {
+            sql::under_prefixes(&ident(&model.column(crate::model::columns::PARTITION)), filter.prefixes(), &mut values)
+        }
+        None => String::new(),
+    };
+    let dirty = format!("{}{condition}", crate::tracking::dirty_condition(&column));
+    let table = ident(model.table());
+    // The dirty rows' rowids, sorted by SQLite, then the rows in that order; a `WITHOUT ROWID` table is scanned in
+    // its key order (`+` keeps SQLite off the dirty-row index).
+    let rows = if has_rowid(txn, model.table()).await? {
+        format!("rowid IN (SELECT rowid FROM {table} WHERE {dirty})")
+    } else {
+        format!("+{dirty}")
+    };
+    sql::exec(txn, "clearing dirty bits", &format!("UPDATE {table} SET {} = $1 WHERE {rows}", ident(&column)), values)
+        .await?;
+    Ok(())
+}
+
+/// Whether a SQLite table has rowids (it was not created `WITHOUT ROWID`).
+async fn has_rowid(txn: &DatabaseTransaction, table: &str) -> Result<bool> {
+    let row = sql::query_one(
+        txn,
+        "looking up how a table is stored",
+        "SELECT wr FROM pragma_table_list WHERE name = $1 AND schema = 'main'",
+        vec![text(table)],
+    )
+    .await?;
+    Ok(match row {
+        Some(row) => !get::<bool>(&row, "wr")?,
+        None => true,
+    })
 }
 
 /// Marks queued deletions in the store (one statement per model and kind) and empties the queues.

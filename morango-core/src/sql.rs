@@ -108,6 +108,20 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// ` AND (<column> starts with one of `prefixes`)`, binding each prefix after the `values` already bound (no prefix:
+/// a condition nothing meets).
+pub(crate) fn under_prefixes(column: &str, prefixes: &[String], values: &mut Vec<Value>) -> String {
+    let terms: Vec<String> = prefixes
+        .iter()
+        .map(|prefix| {
+            values.push(text(prefix));
+            let p = values.len();
+            format!("substr({column}, 1, length(${p})) = ${p}")
+        })
+        .collect();
+    if terms.is_empty() { " AND 1 = 0".into() } else { format!(" AND ({})", terms.join(" OR ")) }
+}
+
 /// Quotes an identifier (table or column name) for both backends.
 pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -7,7 +7,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Pagin
 
 use crate::fixtures::{self, find_learner};
 use crate::on_both_backends;
-use crate::schema::learner;
+use crate::schema::{FACILITY_DATA, Tables, learner, note};
 use crate::support::{Backend, Peer};
 
 on_both_backends!(
@@ -158,4 +158,47 @@ async fn rows_written_by_a_sync_are_not_sent_back_as_changes(backend: Backend) {
     assert_eq!(report.versions, 0, "nothing to send back");
     a.finish().await;
     b.finish().await;
+}
+
+/// Many dirty rows (here more than one chunk) have their dirty bits cleared in one statement on SQLite, in storage
+/// order; a table created `WITHOUT ROWID` has no rowid to order by and is cleared too, and both sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_dirty_rows_are_cleared_in_rowid_and_without_rowid_tables() {
+    if !Backend::Sqlite.enabled() {
+        return eprintln!("skipped: sqlite not in MORANGO_TEST_BACKENDS");
+    }
+    let (mut a, b) =
+        (Peer::with(Backend::Sqlite, Tables::Current, &FACILITY_DATA, 2).await, Peer::new(Backend::Sqlite).await);
+    // The note table again, stored without rowids; opening an engine again puts its change tracking back.
+    let create = a.db().query_one_raw(Statement::from_string(
+        a.backend(),
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'note'",
+    ));
+    let create: String = create.await.unwrap().unwrap().try_get("", "sql").unwrap();
+    a.db().execute_unprepared("DROP TABLE note").await.unwrap();
+    a.db().execute_unprepared(&format!("{create} WITHOUT ROWID")).await.unwrap();
+    a.engine = morango::Engine::builder(a.db().clone(), &FACILITY_DATA).chunk_size(2).open().await.unwrap();
+
+    let facility = fixtures::facility(a.db(), "Riverside").await;
+    for i in 0..5 {
+        fixtures::learner(a.db(), &facility, &format!("learner {i}")).await;
+        fixtures::note(a.db(), &facility, &format!("note {i}")).await;
+    }
+    assert_eq!((dirty(&a, "learner").await, dirty(&a, "note").await), (5, 5));
+    assert_eq!(a.engine.serialize(None).await.unwrap().versions, 11);
+    assert_eq!((dirty(&a, "learner").await, dirty(&a, "note").await), (0, 0));
+
+    fixtures::note(a.db(), &facility, "one more").await;
+    assert_eq!(dirty(&a, "note").await, 1, "the table is still tracked");
+    b.sync_all(&a).await;
+    assert_eq!(note::Entity::find().count(b.db()).await.unwrap(), 6);
+    assert_eq!(learner::Entity::find().count(b.db()).await.unwrap(), 5);
+    a.finish().await;
+    b.finish().await;
+}
+
+async fn dirty(peer: &Peer, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE morango_dirty_bit");
+    let row = peer.db().query_one_raw(Statement::from_string(peer.backend(), sql)).await.unwrap().unwrap();
+    row.try_get::<i64>("", "n").unwrap()
 }
