@@ -15,6 +15,8 @@
 //! - a third after 1 % of the source's records were edited;
 //! - the floor: the application rows read from the source and inserted into fresh tables of a third database,
 //!   500 rows per multi-row `INSERT`, all in one transaction.
+//! - the first sync over HTTP, as two processes (`school serve` and `school sync`, built next to this program by
+//!   `cargo build --release --examples`), from a fresh copy of the source;
 //! - change tracking: the same rows inserted again, as the source was filled, into tables with Morango's triggers
 //!   and into tables without (both inserts compute the record ids).
 //!
@@ -23,6 +25,8 @@
 
 #[path = "school/entities.rs"]
 mod entities;
+#[path = "common/server_process.rs"]
+mod server_process;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -38,6 +42,7 @@ use sea_orm::{
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use entities::{FACILITY_DATA, classroom, facility, learner, lesson_progress};
+use server_process::ServerProcess;
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -100,7 +105,7 @@ async fn bench(n: u64) -> Result<()> {
 async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
     let source = open_peer(databases.connect("source").await?).await?;
     let started = Instant::now();
-    let records = fill(source.db(), learners).await?;
+    let records = fill(source.db(), learners, &morango::ids::random_id()).await?;
     let fill_time = started.elapsed();
     println!("source filled in {:.2} s; VmHWM {:.1} MiB", fill_time.as_secs_f64(), peak_rss_mib());
 
@@ -140,6 +145,8 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
     if peer_rows != records {
         return Err(format!("the peer holds {peer_rows} application rows after the sync, not {records}").into());
     }
+    println!("first sync over HTTP:");
+    let http = http_first_sync(databases, learners, records).await?;
     let checks = time_record_checks(peer.db()).await?;
     let overhead = tracking_overhead(databases, learners).await?;
 
@@ -155,7 +162,21 @@ async fn bench_on(databases: &mut Databases, learners: u64) -> Result<()> {
         let rate = moved as f64 / time.as_secs_f64();
         println!("{what:<24} {:>10.3} {:>14.0} {:>19.1}", time.as_secs_f64(), rate, memory);
     }
+    match &http {
+        Some(http) => println!(
+            "{:<24} {:>10.3} {:>14.0}   server {:.1}, client {:.1}",
+            "first sync over HTTP",
+            http.total.as_secs_f64(),
+            records as f64 / http.total.as_secs_f64(),
+            http.server_rss_mib,
+            http.client_rss_mib
+        ),
+        None => println!("first sync over HTTP: skipped, `school` is not built next to this program"),
+    }
     println!("first sync / floor: {:.1}x", first.total.as_secs_f64() / floor.as_secs_f64());
+    if let Some(http) = &http {
+        println!("first sync over HTTP / floor: {:.1}x", http.total.as_secs_f64() / floor.as_secs_f64());
+    }
     println!(
         "record checks (validation of every received record, inside the first sync): {:.3} s, {:.1} % of it",
         checks.as_secs_f64(),
@@ -193,6 +214,68 @@ async fn edit_one_percent(db: &DatabaseConnection, records: u64) -> Result<u64> 
     let backend = db.get_database_backend();
     let edited = db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [(edits as i64).into()])).await?;
     Ok(edited.rows_affected())
+}
+
+/// A first sync over HTTP: its wall time and each process's peak resident memory.
+struct HttpSync {
+    total: Duration,
+    server_rss_mib: f64,
+    client_rss_mib: f64,
+}
+
+/// The scope definitions of the school (the server's root certificate needs them).
+const SCOPE_DEFINITIONS: &str = include_str!("../fixtures/scopedefinitions.json");
+
+/// The first sync over HTTP with the school's sync command, as two processes: `school serve` on a database filled
+/// like the source (a root certificate for its facility, the rows not yet serialized), and `school sync --username
+/// admin` pulling the whole facility into an empty database. The time runs from starting the client process to its
+/// exit: its start, its certificate request (an RSA key) and the sync. `None` when `school` is not built next to
+/// this program (`cargo build --release --examples`).
+async fn http_first_sync(databases: &mut Databases, learners: u64, records: u64) -> Result<Option<HttpSync>> {
+    let school = std::env::current_exe()?.with_file_name("school");
+    if !school.exists() {
+        return Ok(None);
+    }
+    let server_url = databases.create("http_server").await?;
+    let server_engine = open_peer(plain_connect(server_url.clone()).await?).await?;
+    morango::scope::load_fixture(server_engine.db(), SCOPE_DEFINITIONS).await?;
+    let root = morango::certificate::generate_root(server_engine.db(), "full-facility", &Default::default()).await?;
+    fill(server_engine.db(), learners, root.id()).await?;
+    server_engine.db().clone().close().await?;
+    drop(server_engine);
+    let server = ServerProcess::start(&server_url)?;
+
+    let client_url = databases.create("http_client").await?;
+    let time = std::path::Path::new("/usr/bin/time");
+    let mut client = if time.exists() { Command::new(time) } else { Command::new(&school) };
+    if time.exists() {
+        client.arg("-v").arg(&school);
+    }
+    client
+        .args(["sync", "--server", &server.url, "--username", "admin", "--password", "admin"])
+        .env("SCHOOL_DB", &client_url)
+        .env("RUST_LOG", "warn");
+    let started = Instant::now();
+    let output = client.output()?;
+    let total = started.elapsed();
+    let server_rss_mib = server.peak_rss_mib();
+    drop(server);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("`school sync` failed ({}): {stderr}", output.status).into());
+    }
+    let client_rss_mib = stderr
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|kib| kib.trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0);
+    let client_db = plain_connect(client_url).await?;
+    let pulled = count_rows(&client_db).await?;
+    client_db.close().await?;
+    if pulled != records {
+        return Err(format!("the HTTP client holds {pulled} application rows after its sync, not {records}").into());
+    }
+    Ok(Some(HttpSync { total, server_rss_mib, client_rss_mib }))
 }
 
 /// The time the receiver's record checks take for every record of a store, in chunks of 500 as they arrive: the
@@ -283,7 +366,12 @@ impl Databases {
 
     /// A new, empty database called `name`.
     async fn connect(&mut self, name: &str) -> Result<DatabaseConnection> {
-        let url = match self {
+        plain_connect(self.create(name).await?).await
+    }
+
+    /// Creates a new, empty database called `name` (an SQLite file is created when first opened); returns its URL.
+    async fn create(&mut self, name: &str) -> Result<String> {
+        Ok(match self {
             Databases::Sqlite(dir) => {
                 format!("sqlite://{}?mode=rwc", dir.path().join(format!("{name}.sqlite3")).display())
             }
@@ -295,8 +383,7 @@ impl Databases {
                 created.push(database.clone());
                 format!("{server}/{database}")
             }
-        };
-        plain_connect(url).await
+        })
     }
 
     /// Drops the PostgreSQL databases (the SQLite directory goes with `self`).
@@ -342,21 +429,21 @@ async fn tracking_overhead(databases: &mut Databases, learners: u64) -> Result<O
     let untracked_db = databases.connect("untracked").await?;
     entities::create_tables(&untracked_db).await?;
     let started = Instant::now();
-    fill(tracked_db.db(), learners).await?;
+    fill(tracked_db.db(), learners, &morango::ids::random_id()).await?;
     let tracked = started.elapsed();
     let started = Instant::now();
-    fill(&untracked_db, learners).await?;
+    fill(&untracked_db, learners, &morango::ids::random_id()).await?;
     let untracked = started.elapsed();
     Ok(Overhead { tracked, untracked })
 }
 
 /// Inserts one facility, `learners` learners and their lesson progress the way an application would (through
 /// `morango::insert_many`, which computes the record ids), in batches; returns the number of records.
-async fn fill(db: &DatabaseConnection, learners: u64) -> Result<u64> {
+async fn fill(db: &DatabaseConnection, learners: u64, dataset_id: &str) -> Result<u64> {
     let txn = db.begin().await?;
     let school = facility::ActiveModel {
         name: Set("Riverside Primary".into()),
-        dataset_id: Set(morango::ids::random_id()),
+        dataset_id: Set(dataset_id.to_owned()),
         ..Default::default()
     }
     .insert(&txn)

@@ -70,7 +70,13 @@ fn the_school_example_syncs_both_ways_and_converges() {
 #[test]
 fn the_benchmark_program_syncs_every_record() {
     let Some(out) = run("bench_sync", &["1000"], &[]) else { return };
-    assert!(out.contains("on SQLite") && out.contains("first sync / floor") && out.contains("1 % edited"), "{out}");
+    assert!(
+        out.contains("on SQLite")
+            && out.contains("first sync / floor")
+            && out.contains("1 % edited")
+            && out.contains("over HTTP / floor"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -80,7 +86,13 @@ fn the_benchmark_program_syncs_every_record_on_postgres() {
     }
     let server = postgres_base();
     let Some(out) = run("bench_sync", &["1000"], &[("BENCH_POSTGRES_URL", &server)]) else { return };
-    assert!(out.contains("on PostgreSQL") && out.contains("first sync / floor") && out.contains("1 % edited"), "{out}");
+    assert!(
+        out.contains("on PostgreSQL")
+            && out.contains("first sync / floor")
+            && out.contains("1 % edited")
+            && out.contains("over HTTP / floor"),
+        "{out}"
+    );
 }
 
 #[test]
