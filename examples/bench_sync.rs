@@ -246,11 +246,14 @@ async fn http_first_sync(databases: &mut Databases, learners: u64, records: u64)
     let server = ServerProcess::start(&server_url)?;
 
     let client_url = databases.create("http_client").await?;
-    let time = std::path::Path::new("/usr/bin/time");
-    let mut client = if time.exists() { Command::new(time) } else { Command::new(&school) };
-    if time.exists() {
-        client.arg("-v").arg(&school);
-    }
+    // Under `/usr/bin/time -v` where there is one, for the client's peak memory.
+    let mut client = if std::path::Path::new("/usr/bin/time").exists() {
+        let mut time = Command::new("/usr/bin/time");
+        time.arg("-v").arg(&school);
+        time
+    } else {
+        Command::new(&school)
+    };
     client
         .args(["sync", "--server", &server.url, "--username", "admin", "--password", "admin"])
         .env("SCHOOL_DB", &client_url)
