@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::error::{DbContext, Error, Result};
 use crate::events::{Progress, SyncEvent};
 use crate::filter::Filter;
+use crate::hooks::{self, Moment};
 use crate::ids;
 use crate::peer::{LocalPeer, Peer};
 use crate::server::{StageRequest, TransferRequest};
@@ -85,6 +86,8 @@ pub struct TransferReport {
     /// Records of models the receiver does not declare: kept and relayed, not applied (known on a pull, and on a
     /// push to a morango-rs server).
     pub records_of_unknown_models: i64,
+    /// How long the transfer took, every stage on both sides included.
+    pub elapsed: std::time::Duration,
 }
 
 /// What a sync did.
@@ -201,6 +204,7 @@ impl<'a> SyncClient<'a> {
     }
 
     async fn transfer(&self, filter: &Filter, push: bool) -> Result<TransferReport> {
+        let started = std::time::Instant::now();
         crate::server::check_filter(filter)?;
         let (mut ts, resumed) = match session::active_transfer(self.engine.db(), &self.sync_session_id, push).await? {
             // An interrupted transfer: continue where it stopped.
@@ -232,6 +236,7 @@ impl<'a> SyncClient<'a> {
                 records_transferred: ts.records_transferred,
                 records_refused: ts.records_refused,
                 records_of_unknown_models: ts.records_of_unknown_models,
+                elapsed: started.elapsed(),
             }),
             Err(error) => {
                 ts.status = TransferStatus::Errored;
@@ -271,6 +276,7 @@ impl<'a> SyncClient<'a> {
                 session::save_transfer(self.engine.db(), ts).await?;
             }
             crate::fault::point(&format!("{stage}.start"));
+            hooks::run(self.engine, ts, false, Moment::Before).await?;
             match stage {
                 TransferStage::Initializing => self.initializing(ts).await?,
                 TransferStage::Serializing => self.serializing(ts).await?,
@@ -291,6 +297,7 @@ impl<'a> SyncClient<'a> {
             crate::fault::point(&format!("{stage}.end"));
             ts.status = TransferStatus::Completed;
             session::save_transfer(self.engine.db(), ts).await?;
+            hooks::run(self.engine, ts, false, Moment::After).await?;
             self.emit(&ts.id, ts.push, stage, Progress::Completed);
         }
         Ok(())
@@ -345,7 +352,7 @@ impl<'a> SyncClient<'a> {
 
     /// The producer queues; the receiver learns how many records will come.
     async fn queuing(&self, ts: &mut TransferSession) -> Result<()> {
-        transfer::queuing(self.engine, ts, false).await?;
+        transfer::queuing(self.engine, ts, false, None).await?;
         let total = ts.records_total.filter(|_| ts.push);
         if self.async_flow() {
             let remote = self.patch(ts, TransferStage::Queuing, |r| r.records_total = total).await?;

@@ -9,6 +9,7 @@ use crate::deserialize::DeserializeReport;
 use crate::error::{DbContext, Error, Result};
 use crate::events::SyncEvent;
 use crate::filter::Filter;
+use crate::hooks::StageHook;
 use crate::instance::{self, Instance};
 use crate::profile::Profile;
 use crate::serialize::SerializeReport;
@@ -35,6 +36,7 @@ pub struct Engine {
     pages_per_commit: usize,
     events: broadcast::Sender<SyncEvent>,
     writer: Arc<Mutex<()>>,
+    hooks: Vec<Arc<dyn StageHook>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -86,6 +88,11 @@ impl Engine {
     /// Subscribes to the progress events of every sync this engine takes part in.
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
         self.events.subscribe()
+    }
+
+    /// The application's stage hooks, in the order they run.
+    pub(crate) fn stage_hooks(&self) -> &[Arc<dyn StageHook>] {
+        &self.hooks
     }
 
     pub(crate) fn emit(&self, event: SyncEvent) {
@@ -168,8 +175,12 @@ fn lock_key(name: &str) -> i64 {
 }
 
 /// Takes the transaction-scoped PostgreSQL advisory lock `name` in `txn`, waiting at most [`LOCK_TIMEOUT`]: it
-/// excludes every other process on the database, not only this one's tasks.
+/// excludes every other process on the database, not only this one's tasks. On SQLite, whose write transactions
+/// hold the database's one write lock already, it does nothing.
 pub(crate) async fn lock_for(txn: &DatabaseTransaction, name: &str) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
     let timeout = format!("{}ms", LOCK_TIMEOUT.as_millis());
     sql::query_one(txn, "bounding lock waits", "SELECT set_config('lock_timeout', $1, true)", vec![text(timeout)])
         .await?;
@@ -185,6 +196,7 @@ pub struct EngineBuilder {
     chunk_size: u64,
     pages_per_commit: usize,
     identity: Identity,
+    hooks: Vec<Arc<dyn StageHook>>,
 }
 
 impl EngineBuilder {
@@ -195,7 +207,15 @@ impl EngineBuilder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             pages_per_commit: DEFAULT_PAGES_PER_COMMIT,
             identity: Identity::from_environment(),
+            hooks: Vec::new(),
         }
+    }
+
+    /// Code to run before and after the stages of every transfer this engine takes part in, as client or server
+    /// (see [`crate::hooks`]); several run in the order they were added.
+    pub fn stage_hook(mut self, hook: impl StageHook + 'static) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
     }
 
     /// Records per chunk (default 500).
@@ -220,7 +240,7 @@ impl EngineBuilder {
 
     /// Checks the schema, installs change tracking and loads the instance.
     pub async fn open(self) -> Result<Engine> {
-        let EngineBuilder { db, profile, chunk_size, pages_per_commit, identity } = self;
+        let EngineBuilder { db, profile, chunk_size, pages_per_commit, identity, hooks } = self;
         let tables_exist =
             sql::query(&db, "checking for Morango's tables", "SELECT COUNT(*) AS n FROM morango_store", vec![])
                 .await
@@ -269,7 +289,8 @@ impl EngineBuilder {
             Instance::current(&db, &identity.system, &identity.node).await?
         };
         let (events, _) = broadcast::channel(256);
-        Ok(Engine { db, profile, instance, chunk_size, pages_per_commit, events, writer: Arc::new(Mutex::new(())) })
+        let writer = Arc::new(Mutex::new(()));
+        Ok(Engine { db, profile, instance, chunk_size, pages_per_commit, events, writer, hooks })
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Error {
     /// A session is in a state where this cannot happen (a stage not reached yet, or one that failed).
     #[error("session: {0}")]
     Session(String),
+    /// One of the application's stage hooks failed (see [`crate::hooks`]).
+    #[error("hook: {0}")]
+    Hook(String),
     /// A bound on what this side keeps was reached (a certificate's buffered bytes on a server).
     #[error("capacity: {0}")]
     Capacity(String),
@@ -81,6 +84,9 @@ pub enum StorageFailure {
     ReadOnly,
     /// The database cannot be reached or read (I/O errors, a pool that gives no connection, busy beyond waiting).
     Unavailable,
+    /// The database aborted a transaction that collided with another one (PostgreSQL `serialization_failure`,
+    /// `deadlock_detected`): the same work succeeds when run again.
+    Conflict,
 }
 
 impl StorageFailure {
@@ -90,6 +96,7 @@ impl StorageFailure {
             StorageFailure::Full => "the server's database is out of space",
             StorageFailure::ReadOnly => "the server's database is read-only",
             StorageFailure::Unavailable => "the server's database is unavailable",
+            StorageFailure::Conflict => "the server's database is busy with colliding transactions",
         }
     }
 }
@@ -169,6 +176,7 @@ fn classify_sqlite(code: &str) -> Option<StorageFailure> {
 fn classify_sqlstate(code: &str) -> Option<StorageFailure> {
     match code {
         "25006" => Some(StorageFailure::ReadOnly), // read_only_sql_transaction
+        "40001" | "40P01" => Some(StorageFailure::Conflict), // serialization_failure, deadlock_detected
         _ if code.starts_with("53") => Some(StorageFailure::Full), // insufficient resources: disk_full, out_of_memory
         // system errors (io_error …), connection exceptions, operator intervention (shutdown)
         _ if code.starts_with("58") || code.starts_with("08") || code.starts_with("57P") => {

@@ -29,6 +29,7 @@ mod fault;
 pub mod filter;
 pub mod fsic;
 pub mod graph;
+pub mod hooks;
 pub mod ids;
 pub mod instance;
 pub mod json;
@@ -68,8 +69,8 @@ pub use events::{Progress, SyncEvent};
 pub use filter::Filter;
 pub use instance::Instance;
 pub use model::{
-    Bookkeeping, Conflict, FieldError, FieldErrors, IdError, MorangoValue, Record, RecordIdentity, Resolution,
-    SyncDefault, Syncable, TemplateValue,
+    Bookkeeping, Conflict, Discriminator, FieldError, FieldErrors, IdError, MorangoValue, Record, RecordIdentity,
+    Resolution, SyncDefault, Syncable, TemplateValue,
 };
 pub use profile::Profile;
 pub use refused::{Refusal, RefusedRecord, refused_records};

@@ -52,6 +52,9 @@ pub trait Syncable:
     const NODE: NodeRef;
     /// True when the model declared `#[morango(on_conflict = ...)]`.
     const HAS_CONFLICT_HOOK: bool = false;
+    /// `#[morango(discriminator(field = "value"))]`: the model's rows are those of its table whose `field` holds
+    /// `value` (several models in one table, as Kolibri keeps facilities, classrooms and groups).
+    const DISCRIMINATOR: Option<Discriminator> = None;
 
     /// The partition template of a record about to be inserted; may contain the literal `${id}`.
     fn partition_template(model: &Self::ActiveModel) -> Result<String, IdError>;
@@ -96,6 +99,24 @@ pub trait Syncable:
             partition_template: Self::partition_template(&model)?,
             source_id: Self::source_id(&model)?,
         })
+    }
+}
+
+/// Which rows of a table shared by several models belong to one of them: those whose `field` holds `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discriminator {
+    /// The field's JSON key.
+    pub field: &'static str,
+    /// Its database column.
+    pub column: &'static str,
+    /// The value that marks the model's rows.
+    pub value: &'static str,
+}
+
+impl Discriminator {
+    /// Whether `record` is one of the model's rows.
+    pub fn matches(&self, record: &Record) -> bool {
+        record.get(self.field).and_then(Value::as_str) == Some(self.value)
     }
 }
 
@@ -185,6 +206,11 @@ impl Resolution {
 ///
 /// Implemented for strings, integers, floats, booleans, `Option<T>`, chrono date/time types, `uuid::Uuid` and
 /// `serde_json::Value`. Implement it for your own column types (e.g. an `ActiveEnum`) to sync them.
+///
+/// When one field of a common type must be written differently (another application's format), give that field a
+/// codec instead: `#[morango(with = my_codec)]` names a module with
+/// `fn to_json(value: &T) -> serde_json::Value` and `fn from_json(value: &serde_json::Value) -> Result<T, String>`
+/// (Kolibri writes its timezone-aware datetimes as `"2026-01-01 10:00:00.000000(Etc/UTC)"`).
 #[diagnostic::on_unimplemented(
     message = "Morango cannot write `{Self}` to record JSON",
     label = "unsupported field type",

@@ -87,7 +87,7 @@ macro_rules! profile {
 /// must be a syncable model of the profile; a local child table (one reference) is fine.
 pub(crate) async fn check_runtime<C: sea_orm::ConnectionTrait>(db: &C, profile: &Profile) -> crate::error::Result<()> {
     let tables: Vec<&str> = profile.models().map(|m| m.table()).collect();
-    let mut problems = Vec::new();
+    let mut problems = shared_tables(profile);
     for model in profile.models() {
         for table in model.has_many_tables() {
             if !tables.contains(&table.as_str()) && referenced_tables(db, &table).await? >= 2 {
@@ -96,6 +96,32 @@ pub(crate) async fn check_runtime<C: sea_orm::ConnectionTrait>(db: &C, profile: 
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(crate::error::Error::Schema(problems.join("\n"))) }
+}
+
+/// Models that share a table must each say which of its rows are theirs, with distinct values of one column.
+fn shared_tables(profile: &Profile) -> Vec<String> {
+    let mut problems = Vec::new();
+    let models: Vec<_> = profile.models().collect();
+    for (i, model) in models.iter().enumerate() {
+        for other in &models[i + 1..] {
+            if model.table() != other.table() {
+                continue;
+            }
+            let (a, b) = (model.model_name(), other.model_name());
+            let fine = match (model.discriminator(), other.discriminator()) {
+                (Some(x), Some(y)) => x.column == y.column && x.value != y.value,
+                _ => false,
+            };
+            if !fine {
+                problems.push(format!(
+                    "models `{a}` and `{b}` share the table `{}`: give each `#[morango(discriminator(<field> = \"<value>\"))]` \
+                     on the same field with different values, so that each syncs only its own rows",
+                    model.table()
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// How many distinct tables `table`'s foreign keys reference, from the database's own catalogue.

@@ -13,7 +13,9 @@ use sea_orm::{
 
 use crate::error::{DbContext, Result};
 use crate::filter::Filter;
-use crate::model::{Bookkeeping, Conflict, IdError, Record, RecordIdentity, Resolution, Syncable, columns};
+use crate::model::{
+    Bookkeeping, Conflict, Discriminator, IdError, Record, RecordIdentity, Resolution, Syncable, columns,
+};
 
 /// A row of an application table that holds changes not yet serialized into the store.
 #[derive(Debug)]
@@ -69,6 +71,8 @@ pub trait SyncableModel: Send + Sync {
     fn compute_namespaced_id(&self, partition_template: &str, source_id: &str) -> String;
     /// The partition template and source id the model computes from a record's fields.
     fn record_identity(&self, record: &Record) -> std::result::Result<RecordIdentity, IdError>;
+    /// Which rows of a shared table are the model's (`#[morango(discriminator(...))]`).
+    fn discriminator(&self) -> Option<Discriminator>;
     /// True when the model has a conflict hook.
     fn has_conflict_hook(&self) -> bool;
     /// Runs the model's conflict hook.
@@ -136,7 +140,21 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
     }
 
     fn record_identity(&self, record: &Record) -> std::result::Result<RecordIdentity, IdError> {
+        if let Some(discriminator) = E::DISCRIMINATOR
+            && !discriminator.matches(record)
+        {
+            return Err(IdError::Custom(format!(
+                "its `{}` is not \"{}\", which marks a {} row",
+                discriminator.field,
+                discriminator.value,
+                E::MODEL_NAME
+            )));
+        }
         E::record_identity(record)
+    }
+
+    fn discriminator(&self) -> Option<Discriminator> {
+        E::DISCRIMINATOR
     }
 
     fn has_conflict_hook(&self) -> bool {
@@ -191,6 +209,9 @@ impl<E: Syncable> SyncableModel for ModelOf<E> {
         }
         if let Some(filter) = filter {
             select = select.filter(partition_under(&db_column::<E>(columns::PARTITION), filter));
+        }
+        if let Some(discriminator) = E::DISCRIMINATOR {
+            select = select.filter(Expr::col(Alias::new(discriminator.column)).eq(discriminator.value));
         }
         if txn.get_database_backend() == DbBackend::Postgres {
             // An application write racing with serialization waits instead of losing its dirty bit.

@@ -314,7 +314,11 @@ async fn clear_all_dirty_bits(
         }
         None => String::new(),
     };
-    let dirty = format!("{}{condition}", crate::tracking::dirty_condition(&column));
+    let mut dirty = format!("{}{condition}", crate::tracking::dirty_condition(&column));
+    if let Some(discriminator) = model.discriminator() {
+        values.push(text(discriminator.value));
+        dirty.push_str(&format!(" AND {} = ${}", ident(discriminator.column), values.len()));
+    }
     let table = ident(model.table());
     // The dirty rows' rowids, sorted by SQLite, then the rows in that order; a `WITHOUT ROWID` table is scanned in
     // its key order (`+` keeps SQLite off the dirty-row index).

@@ -4,15 +4,16 @@
 
 use crate::buffer::{self, BufferRecord};
 use crate::engine::Engine;
-use crate::error::{DbContext, Error, Result};
+use crate::error::{DbContext, Error, Result, StorageFailure};
 use crate::events::{Progress, SyncEvent};
 use crate::filter::Filter;
 use crate::fsic;
+use crate::hooks::{self, Moment};
 use crate::ids::is_valid_id;
 use crate::refused::Refusal;
 use crate::session::{self, SyncSession, TransferSession};
 use crate::stage::{TransferStage, TransferStatus};
-use crate::transfer;
+use crate::transfer::{self, QueueCap};
 
 /// What a server bounds for its clients: how long an unfinished transfer may sit idle, and how many bytes of
 /// unfinished transfers one client certificate may leave in the server's queues (pushed chunks are merged as they
@@ -169,6 +170,7 @@ pub async fn create_transfer(
             request.fsic_v2,
         )
     };
+    hooks::run(engine, &ts, true, Moment::Before).await?;
     let (txn, _writer) = engine.begin_write().await?;
     for old in session::superseded_by(&txn, &sync_session, &ts).await? {
         tracing::info!(transfer = %old, by = %ts.id, "a new transfer of the same client supersedes an unfinished one");
@@ -177,6 +179,7 @@ pub async fn create_transfer(
     }
     session::create_transfer_session(&txn, &ts).await?;
     txn.commit().await.context(|| "committing a new transfer session".into())?;
+    hooks::run(engine, &ts, true, Moment::After).await?;
     Ok(ts)
 }
 
@@ -221,7 +224,15 @@ pub async fn proceed_to(
         ts.status = TransferStatus::Started;
         emit(engine, &ts, Progress::Started);
         crate::fault::point(&format!("{stage}.start"));
-        let outcome = run_stage(engine, &mut ts, request, limits).await;
+        // Hooks run before a stage starts, not before each request that moves an unfinished one on.
+        let before = match unfinished {
+            true => Ok(()),
+            false => hooks::run(engine, &ts, true, Moment::Before).await,
+        };
+        let outcome = match before {
+            Ok(()) => run_stage_retrying(engine, &mut ts, request, limits).await,
+            Err(error) => Err(error),
+        };
         crate::fault::point(&format!("{stage}.end"));
         match outcome {
             Ok(status) => ts.status = status,
@@ -242,6 +253,9 @@ pub async fn proceed_to(
             }
         }
         session::save_transfer(engine.db(), &ts).await?;
+        if ts.status == TransferStatus::Completed {
+            hooks::run(engine, &ts, true, Moment::After).await?;
+        }
         emit(
             engine,
             &ts,
@@ -258,6 +272,30 @@ pub async fn proceed_to(
         }
     }
     Ok(ts)
+}
+
+/// How many times a stage that PostgreSQL aborted for colliding with another transaction (a serialization
+/// failure, a deadlock) runs again before the request fails with "try again later".
+const CONFLICT_RETRIES: u32 = 4;
+
+/// [`run_stage`], run again after a transaction conflict (every stage can run again from the start).
+async fn run_stage_retrying(
+    engine: &Engine,
+    ts: &mut TransferSession,
+    request: &StageRequest,
+    limits: &TransferLimits,
+) -> Result<TransferStatus> {
+    let mut attempt = 0;
+    loop {
+        match run_stage(engine, ts, request, limits).await {
+            Err(error) if error.storage_failure() == Some(StorageFailure::Conflict) && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                tracing::info!(%error, attempt, stage = %ts.stage, "a transfer stage collided with another transaction; running it again");
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 async fn run_stage(
@@ -278,10 +316,14 @@ async fn run_stage(
             if ts.push {
                 ts.records_total = Some(request.records_total.or(ts.records_total).unwrap_or(0).max(0));
             }
-            transfer::queuing(engine, ts, true).await?;
-            if !ts.push {
-                check_held_bytes(engine, ts, limits).await?;
-            }
+            let cap = match ts.push {
+                true => None,
+                false => session::active_sync_session(engine.db(), &ts.sync_session_id)
+                    .await?
+                    .client_certificate_id
+                    .map(|certificate| QueueCap { certificate, limit: limits.max_buffered_bytes_per_certificate }),
+            };
+            transfer::queuing(engine, ts, true, cap.as_ref()).await?;
         }
         TransferStage::Transferring => {
             if let Some(n) = request.records_transferred.filter(|_| !ts.push) {
@@ -299,25 +341,6 @@ async fn run_stage(
         TransferStage::Cleanup => transfer::cleanup(engine, ts).await?,
     }
     Ok(TransferStatus::Completed)
-}
-
-/// Refuses a pull whose queue would take the client certificate's unfinished transfers past
-/// [`TransferLimits::max_buffered_bytes_per_certificate`]; its queue is dropped.
-async fn check_held_bytes(engine: &Engine, ts: &mut TransferSession, limits: &TransferLimits) -> Result<()> {
-    let certificate = session::active_sync_session(engine.db(), &ts.sync_session_id).await?.client_certificate_id;
-    let Some(certificate) = certificate else { return Ok(()) };
-    let held = session::buffered_bytes_of_certificate(engine.db(), &certificate).await?;
-    if held.saturating_add(ts.bytes_buffered) <= limits.max_buffered_bytes_per_certificate {
-        return Ok(());
-    }
-    let queued = ts.bytes_buffered;
-    buffer::clear(engine.db(), &ts.id).await?;
-    ts.bytes_buffered = 0;
-    Err(Error::Capacity(format!(
-        "certificate {certificate} already holds {held} bytes in unfinished transfers on this server, and this pull's \
-         queue of {queued} bytes would pass the limit of {} bytes: finish or close an unfinished transfer",
-        limits.max_buffered_bytes_per_certificate
-    )))
 }
 
 /// A page of the records queued for a pull.
@@ -369,6 +392,10 @@ pub async fn receive(engine: &Engine, id: &str, records: Vec<BufferRecord>) -> R
             ts.stage, ts.status
         )));
     }
+    if ts.stage < TransferStage::Transferring {
+        let starting = TransferSession { stage: TransferStage::Transferring, ..ts.clone() };
+        hooks::run(engine, &starting, true, Moment::Before).await?;
+    }
     let refused = transfer::receive_chunk(engine, &mut ts, records).await?;
     emit(
         engine,
@@ -383,6 +410,9 @@ pub async fn receive(engine: &Engine, id: &str, records: Vec<BufferRecord>) -> R
         TransferStatus::Pending
     };
     session::save_transfer(engine.db(), &ts).await?;
+    if ts.status == TransferStatus::Completed {
+        hooks::run(engine, &ts, true, Moment::After).await?;
+    }
     Ok((ts, refused))
 }
 

@@ -284,15 +284,19 @@ pub(crate) async fn close_transfer_session<C: ConnectionTrait>(db: &C, id: &str)
     Ok(())
 }
 
-/// The bytes the unfinished transfers of a client certificate hold on this server.
-pub(crate) async fn buffered_bytes_of_certificate<C: ConnectionTrait>(db: &C, certificate: &str) -> Result<i64> {
+/// The bytes the unfinished transfers of a client certificate hold on this server, but for transfer `except`.
+pub(crate) async fn buffered_bytes_of_certificate<C: ConnectionTrait>(
+    db: &C,
+    certificate: &str,
+    except: &str,
+) -> Result<i64> {
     let row = sql::query_one(
         db,
         "adding up a certificate's buffered bytes",
         "SELECT CAST(COALESCE(SUM(t.bytes_buffered), 0) AS BIGINT) AS held FROM morango_transfersession t \
          JOIN morango_syncsession s ON s.id = t.sync_session_id \
-         WHERE t.active = $1 AND s.is_server = $1 AND s.client_certificate_id = $2",
-        vec![true.into(), text(certificate)],
+         WHERE t.active = $1 AND s.is_server = $1 AND s.client_certificate_id = $2 AND t.id <> $3",
+        vec![true.into(), text(certificate), text(except)],
     )
     .await?;
     match row {
@@ -386,6 +390,18 @@ pub(crate) async fn active_transfer<C: ConnectionTrait>(
     )
     .await?;
     row.as_ref().map(transfer_from_row).transpose()
+}
+
+/// Records the bytes a transfer's queue holds.
+pub(crate) async fn set_bytes_buffered<C: ConnectionTrait>(db: &C, id: &str, bytes: i64) -> Result<()> {
+    sql::exec(
+        db,
+        "recording the bytes a queue holds",
+        "UPDATE morango_transfersession SET bytes_buffered = $1 WHERE id = $2",
+        vec![bytes.into(), text(id)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes back the mutable fields of a transfer session. The stage never moves backwards, and a transfer that

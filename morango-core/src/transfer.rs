@@ -2,8 +2,8 @@
 //! (spec §9.2): who serializes, queues, dequeues and deserializes depends only on the direction and the side.
 
 use crate::buffer::CHUNK;
-use crate::engine::Engine;
-use crate::error::{DbContext, Result};
+use crate::engine::{Engine, lock_for};
+use crate::error::{DbContext, Error, Result};
 use crate::refused::Refusal;
 use crate::session::{self, TransferSession};
 use crate::tracking::Guard;
@@ -26,21 +26,53 @@ pub(crate) async fn serializing(engine: &Engine, ts: &mut TransferSession, is_se
     Ok(())
 }
 
-/// Queuing: the producer queues what the receiver's FSIC says it lacks.
-pub(crate) async fn queuing(engine: &Engine, ts: &mut TransferSession, is_server: bool) -> Result<()> {
+/// What a server's pull queue may hold: the client certificate's unfinished transfers together stay within
+/// `limit` bytes.
+pub(crate) struct QueueCap {
+    /// The client certificate of the transfer's sync session.
+    pub(crate) certificate: String,
+    /// [`crate::server::TransferLimits::max_buffered_bytes_per_certificate`].
+    pub(crate) limit: i64,
+}
+
+/// Queuing: the producer queues what the receiver's FSIC says it lacks. Under a `cap`, a queue that would take
+/// the certificate past it is refused before it is committed; the check and the queue's size are written in one
+/// transaction that excludes the certificate's other queues, on any server process.
+pub(crate) async fn queuing(
+    engine: &Engine,
+    ts: &mut TransferSession,
+    is_server: bool,
+    cap: Option<&QueueCap>,
+) -> Result<()> {
     if !ts.is_producer(is_server) {
         return Ok(());
     }
     let (own, peer) = if is_server { (&ts.server_fsic, &ts.client_fsic) } else { (&ts.client_fsic, &ts.server_fsic) };
     let wanted = crate::queue::wanted(own, peer, &ts.filter, ts.fsic_v2)?;
     let (txn, _writer) = engine.begin_write().await?;
+    // The same stage asked for twice at once (a client's retry, maybe on another server process) queues once, then
+    // again from the start: never two queues interleaved.
+    lock_for(&txn, &format!("morango:queue:{}", ts.id)).await?;
     // A queuing stage run again (a resumed transfer) starts from an empty queue.
     crate::buffer::clear(&txn, &ts.id).await?;
     let total = crate::queue::queue(&txn, &ts.id, engine.profile(), &wanted).await?;
+    let bytes = total.saturating_mul(crate::queue::QUEUED_BYTES);
+    if let Some(cap) = cap {
+        lock_for(&txn, &format!("morango:queued-bytes:{}", cap.certificate)).await?;
+        let held = session::buffered_bytes_of_certificate(&txn, &cap.certificate, &ts.id).await?;
+        if held.saturating_add(bytes) > cap.limit {
+            return Err(Error::Capacity(format!(
+                "certificate {} already holds {held} bytes in unfinished transfers on this server, and this pull's \
+                 queue of {bytes} bytes would pass the limit of {} bytes: finish or close an unfinished transfer",
+                cap.certificate, cap.limit
+            )));
+        }
+        session::set_bytes_buffered(&txn, &ts.id, bytes).await?;
+    }
     crate::fault::point("queue.commit");
     txn.commit().await.context(|| "committing the queue".into())?;
     ts.records_total = Some(total);
-    ts.bytes_buffered = total.saturating_mul(crate::queue::QUEUED_BYTES);
+    ts.bytes_buffered = bytes;
     Ok(())
 }
 
@@ -97,6 +129,13 @@ pub(crate) async fn receive_chunks(
         .map(|records| crate::validation::check_chunk(records, &ts.id, &ts.filter, engine.profile()))
         .collect::<Result<Vec<_>>>()?;
     let (txn, _writer) = engine.begin_exclusive().await?;
+    // The counts move from what the database holds now: a chunk sent again while the first attempt was still
+    // being received (a retry, maybe on another server process) must not overwrite that attempt's counts.
+    if let Some(current) = session::transfer_session(&txn, &ts.id).await? {
+        ts.records_transferred = current.records_transferred;
+        ts.records_refused = current.records_refused;
+        ts.records_of_unknown_models = current.records_of_unknown_models;
+    }
     crate::buffer::prepare_chunk_tables(&txn).await?;
     Guard::Apply.enter(&txn).await.context(|| "entering the apply guard".into())?;
     let mut refusals = Vec::new();

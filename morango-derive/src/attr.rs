@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
-use syn::{Attribute, Expr, LitBool, LitStr, Path, Token, Type};
+use syn::{Attribute, Expr, Ident, LitBool, LitStr, Path, Token, Type};
 
 use crate::errors::Errors;
 use crate::naming::CaseStyle;
@@ -20,11 +20,12 @@ pub const MODEL_KEYS: &[&str] = &[
     "id_fn",
     "on_conflict",
     "depends_on",
+    "discriminator",
     "custom_behavior",
 ];
 
 /// Keys of a field-level `#[morango(...)]`.
-pub const FIELD_KEYS: &[&str] = &["local", "default", "not_generic_fk"];
+pub const FIELD_KEYS: &[&str] = &["local", "default", "with", "not_generic_fk"];
 
 /// What a model-level `#[morango(...)]` says.
 #[derive(Default)]
@@ -47,6 +48,8 @@ pub struct ModelAttrs {
     pub on_conflict: Option<Path>,
     /// Every `depends_on` entity.
     pub depends_on: Vec<Type>,
+    /// `discriminator(field = "value")`.
+    pub discriminator: Option<(Ident, LitStr)>,
     /// `custom_behavior`.
     pub custom_behavior: Option<Span>,
 }
@@ -58,6 +61,8 @@ pub struct FieldAttrs {
     pub local: Option<Span>,
     /// `default = expr`.
     pub default: Option<Expr>,
+    /// `with = path`: the module whose `to_json` and `from_json` write and read the field's record JSON.
+    pub with: Option<Path>,
     /// `not_generic_fk`.
     pub not_generic_fk: Option<Span>,
 }
@@ -117,6 +122,7 @@ pub fn model_attrs(attrs: &[Attribute], errors: &mut Errors) -> ModelAttrs {
                 "id_fn" => once(&mut out.id_fn, path_value(&meta)?, &meta, errors),
                 "on_conflict" => once(&mut out.on_conflict, path_value(&meta)?, &meta, errors),
                 "depends_on" => out.depends_on.extend(types_value(&meta)?),
+                "discriminator" => once(&mut out.discriminator, discriminator(&meta)?, &meta, errors),
                 "custom_behavior" => {
                     if let Some(span) = flag(&meta, errors)? {
                         once(&mut out.custom_behavior, span, &meta, errors);
@@ -156,6 +162,15 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                     }
                     let expr: Expr = meta.value()?.parse()?;
                     once(&mut out.default, expr, &meta, errors)
+                }
+                "with" => {
+                    if !meta.input.peek(Token![=]) {
+                        return Err(meta.error(
+                            "`with` takes a module path: write `with = my_codec`, a module with `to_json` and `from_json`",
+                        ));
+                    }
+                    let path: Path = meta.value()?.parse()?;
+                    once(&mut out.with, path, &meta, errors)
                 }
                 _ => unknown_key(&meta, &key, "on a field", FIELD_KEYS, MODEL_KEYS, "the model struct", errors)?,
             }
@@ -260,6 +275,26 @@ fn once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>, errors: &
     } else {
         *slot = Some(value);
     }
+}
+
+/// `discriminator(field = "value")`: one field and the text that marks the model's rows.
+fn discriminator(meta: &ParseNestedMeta<'_>) -> syn::Result<(Ident, LitStr)> {
+    const EXAMPLE: &str =
+        "write `discriminator(kind = \"classroom\")`: the field, and the value that marks this model's rows";
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(EXAMPLE));
+    }
+    let mut found = None;
+    meta.parse_nested_meta(|inner| {
+        let field = inner.path.get_ident().cloned().ok_or_else(|| inner.error(EXAMPLE))?;
+        if found.is_some() {
+            return Err(inner.error(format!("`discriminator` names one field; {EXAMPLE}")));
+        }
+        let value: LitStr = inner.value().map_err(|_| inner.error(EXAMPLE))?.parse()?;
+        found = Some((field, value));
+        Ok(())
+    })?;
+    found.ok_or_else(|| meta.error(EXAMPLE))
 }
 
 /// A key without a value; a value is reported (and skipped) and gives `None`.

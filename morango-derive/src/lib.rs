@@ -56,6 +56,10 @@ use syn::{DeriveInput, parse_macro_input};
 /// - `on_conflict = path`: a `fn(&morango::Conflict) -> morango::Resolution`.
 /// - `depends_on = "super::x::Entity"` (repeatable, or `depends_on = ["...", "..."]`): apply this model's records
 ///   after those of another model it refers to without a foreign key.
+/// - `discriminator(field = "value")`: the table is shared with other models (same `table_name`); this model's
+///   rows are those whose `field` holds `value` (Kolibri's collections: `discriminator(kind = "classroom")`). Each
+///   model serializes, deletes and applies only its rows; a received record with another value is refused. Every
+///   model of a shared table needs one, on the same field (the engine checks when it opens).
 /// - `custom_behavior`: do not implement `ActiveModelBehavior`; call `morango::registry::assign_ids` from your own
 ///   `before_save` on insert.
 ///
@@ -63,6 +67,9 @@ use syn::{DeriveInput, parse_macro_input};
 /// - `local`: never synced; written with its default when a record arrives.
 /// - `default = expr`: the value when a peer's record lacks the field (otherwise `None` for `Option`, or
 ///   `Default::default()`).
+/// - `with = path`: the field's record JSON is written by `path::to_json(&T) -> serde_json::Value` and read by
+///   `path::from_json(&serde_json::Value) -> Result<T, String>` instead of `MorangoValue`
+///   (e.g. Kolibri's `DateTimeTzField` text, or JSON kept as a string).
 /// - `not_generic_fk`: the field pair `x_type` + `x_id` (or `content_type` + `object_id`) is not a generic
 ///   foreign key.
 ///

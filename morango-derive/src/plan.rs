@@ -24,6 +24,8 @@ pub struct ModelPlan<'a> {
     pub on_conflict: Option<Path>,
     /// `depends_on` entities.
     pub depends_on: Vec<Type>,
+    /// `discriminator(field = "value")`: the field's JSON key, its column and the value.
+    pub discriminator: Option<(String, String, LitStr)>,
     /// The synced fields in record order (`id`, source id, partition, then the rest).
     pub synced: Vec<PlanField<'a>>,
     /// The `#[morango(local)]` fields.
@@ -48,6 +50,8 @@ pub struct PlanField<'a> {
     pub ty: &'a Type,
     /// `#[morango(default = expr)]`.
     pub default: Option<Expr>,
+    /// `#[morango(with = path)]`: the codec module of its record JSON.
+    pub with: Option<Path>,
 }
 
 /// Where a partition template or source id comes from.

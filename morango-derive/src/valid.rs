@@ -17,6 +17,9 @@ const SOURCE_ID: &str = "_morango_source_id";
 const PARTITION: &str = "_morango_partition";
 const DIRTY_BIT: &str = "_morango_dirty_bit";
 
+/// The record id and the bookkeeping fields.
+const BOOKKEEPING_NAMES: [&str; 4] = [ID, SOURCE_ID, PARTITION, DIRTY_BIT];
+
 /// The bookkeeping fields with their type.
 const BOOKKEEPING: [(&str, &str); 3] = [(SOURCE_ID, "String"), (PARTITION, "String"), (DIRTY_BIT, "bool")];
 
@@ -60,6 +63,7 @@ pub fn model<'a>(input: Model<'a>, errors: &mut Errors) -> Result<ModelPlan<'a>,
         column: naming::column_name(&f.name, f.sea.column_name.as_ref().map(LitStr::value), rename_all),
         ty: f.ty,
         default: f.attrs.default.clone(),
+        with: f.attrs.with.clone(),
     };
     let columns = || input.fields.iter().filter(|f| f.sea.ignore.is_none());
     let mut synced = Vec::new();
@@ -68,6 +72,26 @@ pub fn model<'a>(input: Model<'a>, errors: &mut Errors) -> Result<ModelPlan<'a>,
     }
     synced.extend(columns().filter(|f| is_plain(f) && f.attrs.local.is_none()).map(plan_field));
     let local = columns().filter(|f| is_plain(f) && f.attrs.local.is_some()).map(plan_field).collect();
+    let discriminator = match &input.attrs.discriminator {
+        None => None,
+        Some((ident, value)) => {
+            let name = ident.to_string();
+            match synced.iter().find(|f: &&PlanField<'_>| f.key == name && !BOOKKEEPING_NAMES.contains(&f.key.as_str()))
+            {
+                Some(field) => Some((field.key.clone(), field.column.clone(), value.clone())),
+                None => {
+                    errors.spanned(
+                        ident,
+                        format!(
+                            "`discriminator` names `{name}`, which is not a synced field of this model: name the field \
+                             whose value tells this model's rows from the other models' in the same table"
+                        ),
+                    );
+                    return Err(fallback);
+                }
+            }
+        }
+    };
 
     Ok(ModelPlan {
         model: input.ident,
@@ -79,6 +103,7 @@ pub fn model<'a>(input: Model<'a>, errors: &mut Errors) -> Result<ModelPlan<'a>,
         id_fn: input.attrs.id_fn.clone(),
         on_conflict: input.attrs.on_conflict.clone(),
         depends_on: input.attrs.depends_on.clone(),
+        discriminator,
         synced,
         local,
         bookkeeping: [id, source, part],
@@ -256,6 +281,14 @@ fn field_attributes(input: &Model<'_>, errors: &mut Errors) {
             if let Some(expr) = &field.attrs.default {
                 errors.spanned(expr, format!("`{name}` is {what}, which Morango fills in itself: remove `default`"));
             }
+            if let Some(path) = &field.attrs.with {
+                errors.spanned(path, format!("`{name}` is {what}, which Morango writes itself: remove `with`"));
+            }
+        } else if let (Some(path), Some(_)) = (&field.attrs.with, field.attrs.local) {
+            errors.spanned(
+                path,
+                format!("`{name}` is `#[morango(local)]`, never written to record JSON: remove `with` or `local`"),
+            );
         } else if field.sea.ignore.is_some() {
             if let Some(span) = field.attrs.local {
                 errors.at(

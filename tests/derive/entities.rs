@@ -160,7 +160,28 @@ pub mod note {
         pub _morango_dirty_bit: bool,
         pub collection_id: String,
         pub text: String,
+        #[morango(with = kolibri_datetime)]
         pub written: Option<chrono::NaiveDateTime>,
+    }
+
+    /// Kolibri's `DateTimeTzField` in record JSON: `"2026-01-01 10:00:00.000000(Etc/UTC)"`.
+    pub mod kolibri_datetime {
+        use chrono::NaiveDateTime;
+        use serde_json::Value;
+
+        const FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f(Etc/UTC)";
+
+        pub fn to_json(value: &Option<NaiveDateTime>) -> Value {
+            value.map_or(Value::Null, |at| Value::String(at.format(FORMAT).to_string()))
+        }
+
+        pub fn from_json(value: &Value) -> Result<Option<NaiveDateTime>, String> {
+            match value {
+                Value::Null => Ok(None),
+                Value::String(text) => NaiveDateTime::parse_from_str(text, FORMAT).map(Some).map_err(|e| e.to_string()),
+                other => Err(format!("expected a date and time, got {other}")),
+            }
+        }
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, SyncableRelations)]

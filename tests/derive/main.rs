@@ -201,6 +201,26 @@ fn records_round_trip_without_local_fields() {
 }
 
 #[test]
+fn a_field_codec_writes_and_reads_the_field_in_record_json() {
+    let written = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_micro_opt(10, 0, 0, 250).unwrap();
+    let model = note::Model {
+        id: "n".into(),
+        _morango_source_id: "s".into(),
+        _morango_partition: "p".into(),
+        _morango_dirty_bit: false,
+        collection_id: "c".into(),
+        text: "hello".into(),
+        written: Some(written),
+    };
+    let json = note::Entity::to_record(&model);
+    assert_eq!(json["written"], json!("2026-01-01 10:00:00.000250(Etc/UTC)"), "`with = kolibri_datetime`");
+    assert_eq!(note::Entity::from_record(&json).expect("readable").written, Set(Some(written)));
+    let json = record(json!({ "id": "n", "written": "yesterday" }));
+    let errors = note::Entity::from_record(&json).expect_err("unreadable");
+    assert_eq!(errors.0.iter().map(|e| e.field).collect::<Vec<_>>(), ["written"], "{errors}");
+}
+
+#[test]
 fn missing_keys_take_the_field_default() {
     let json = record(json!({ "id": "x", "username": "carol", "some_future_field": 1 }));
     let model = learner::Entity::from_record(&json).expect("valid record");

@@ -16,5 +16,7 @@ mod resume;
 mod runtime_checks;
 mod scale_out;
 mod scenarios;
+mod shared_table;
+mod stages;
 mod tracking;
 mod vectors;

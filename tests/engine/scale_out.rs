@@ -151,12 +151,15 @@ struct RoundRobin {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The backends that served a transfer, and the last one.
+type Served = (HashSet<usize>, Option<usize>);
+
 struct Balancer {
     backends: Vec<String>,
     next: AtomicUsize,
     served: Vec<AtomicUsize>,
     /// Per transfer session: the backends that served it, and the last one.
-    transfers: std::sync::Mutex<HashMap<String, (HashSet<usize>, Option<usize>)>>,
+    transfers: std::sync::Mutex<HashMap<String, Served>>,
     http: reqwest::Client,
 }
 

@@ -238,6 +238,53 @@ pub mod v2 {
     morango::profile!(pub FACILITY_DATA_V2 = "facilitydata": [crate::schema::facility::Entity, learner::Entity]);
 }
 
+/// Kolibri's way with collections: classrooms and learner groups are rows of one table, told apart by `kind`.
+pub mod collections {
+    macro_rules! collection_model {
+        ($module:ident, $model_name:literal, $kind:literal) => {
+            pub mod $module {
+                use morango::Syncable;
+                use sea_orm::entity::prelude::*;
+
+                #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
+                #[sea_orm(table_name = "collection")]
+                #[morango(
+                                profile = "facilitydata",
+                                model_name = $model_name,
+                                partition = "${facility_id}",
+                                source_id = "${facility_id}:${kind}:${name}",
+                                discriminator(kind = $kind)
+                            )]
+                pub struct Model {
+                    #[sea_orm(primary_key, auto_increment = false)]
+                    pub id: String,
+                    pub _morango_source_id: String,
+                    pub _morango_partition: String,
+                    pub _morango_dirty_bit: bool,
+                    pub facility_id: String,
+                    pub kind: String,
+                    pub name: String,
+                }
+
+                #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, morango::SyncableRelations)]
+                pub enum Relation {
+                    #[sea_orm(
+                        belongs_to = "crate::schema::facility::Entity",
+                        from = "Column::FacilityId",
+                        to = "crate::schema::facility::Column::Id"
+                    )]
+                    Facility,
+                }
+            }
+        };
+    }
+
+    collection_model!(classroom, "classroom", "classroom");
+    collection_model!(learnergroup, "learnergroup", "learnergroup");
+
+    morango::profile!(pub COLLECTIONS = "facilitydata": [crate::schema::facility::Entity, classroom::Entity, learnergroup::Entity]);
+}
+
 /// Which application tables a test database gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tables {
@@ -245,6 +292,8 @@ pub enum Tables {
     Current,
     /// Facility and the newer learner table.
     Newer,
+    /// Facility and the collection table of classrooms and learner groups.
+    Collections,
 }
 
 /// Creates the application tables of a schema, parents first.
@@ -259,6 +308,7 @@ pub async fn create_tables<C: ConnectionTrait>(db: &C, tables: Tables) -> Result
             statements.push(builder.create_table_from_entity(note::Entity));
         }
         Tables::Newer => statements.push(builder.create_table_from_entity(v2::learner::Entity)),
+        Tables::Collections => statements.push(builder.create_table_from_entity(collections::classroom::Entity)),
     }
     for statement in statements {
         db.execute(&statement).await?;

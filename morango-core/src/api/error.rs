@@ -61,7 +61,9 @@ impl From<Error> for ApiError {
             tracing::error!(%error, "morango API request failed: {}", failure.describe());
             let status = match failure {
                 StorageFailure::Full => StatusCode::INSUFFICIENT_STORAGE,
-                StorageFailure::ReadOnly | StorageFailure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                StorageFailure::ReadOnly | StorageFailure::Unavailable | StorageFailure::Conflict => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             };
             return ApiError::new(status, format!("{} ({error}); try again later", failure.describe()));
         }
@@ -81,7 +83,7 @@ impl From<Error> for ApiError {
             Error::Db { source, .. } if matches!(source.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 return ApiError::new(StatusCode::CONFLICT, "a concurrent request created the same object; try again");
             }
-            Error::Db { .. } | Error::Schema(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Db { .. } | Error::Schema(_) | Error::Hook(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Peer { .. } | Error::Remote { .. } | Error::Transport { .. } => StatusCode::BAD_GATEWAY,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

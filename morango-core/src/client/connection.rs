@@ -92,6 +92,18 @@ impl<'a> NetworkSyncConnection<'a> {
         &self.capabilities
     }
 
+    /// `GET`s one of the application's own endpoints on the server (`path` from the server's base URL, starting
+    /// with `/`, e.g. Kolibri's `/api/public/v1/facility/`) and reads its JSON, with this connection's timeouts
+    /// and retries.
+    pub async fn get_json(&self, path: &str) -> Result<Value> {
+        if !path.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "`{path}` must start with `/` (it is taken from the server's base URL)"
+            )));
+        }
+        self.http.call(Method::GET, path, NoBody::None, |r| r).await
+    }
+
     /// The server's certificates of this profile: those under `primary_partition` (a root certificate id, e.g. a
     /// facility's), or all it owns.
     pub async fn server_certificates(&self, primary_partition: Option<&str>) -> Result<Vec<Certificate>> {

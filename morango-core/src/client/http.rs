@@ -131,7 +131,8 @@ impl Http {
         self.capabilities = capabilities;
     }
 
-    /// Sends a request to `api/morango/v1/<path>` and reads a JSON answer; connection failures are retried.
+    /// Sends a request to `api/morango/v1/<path>` (or to `<path>` under the base URL when it starts with `/`) and
+    /// reads a JSON answer; connection failures are retried.
     pub async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -196,8 +197,13 @@ impl Http {
         }
     }
 
+    /// `api/morango/v1/<path>` under the base URL; a path that starts with `/` is taken from the base URL itself
+    /// (an application's own endpoint, e.g. `/api/public/v1/facility/`).
     fn url(&self, path: &str) -> String {
-        format!("{}{API_PREFIX}{path}", self.base)
+        match path.strip_prefix('/') {
+            Some(own) => format!("{}{own}", self.base),
+            None => format!("{}{API_PREFIX}{path}", self.base),
+        }
     }
 }
 

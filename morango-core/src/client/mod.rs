@@ -8,4 +8,4 @@ mod sync;
 pub use connection::{Credentials, NetworkSession, NetworkSyncConnection};
 pub use http::{Http, HttpSettings};
 pub use peer::HttpPeer;
-pub use sync::{SyncError, SyncOutcome, SyncRequest, SyncScopes, sync};
+pub use sync::{DatasetNaming, FacilityNaming, ServedFacility, SyncError, SyncOutcome, SyncRequest, SyncScopes, sync};

@@ -28,9 +28,9 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::session;
 
-/// The scope definitions a sync asks for and the names of their params. The defaults are Kolibri's
-/// (`full-facility` with `facility_id`, `single-user` with `facility_id` and `user_id`), as in
-/// `fixtures/scopedefinitions.json`.
+/// The scope definitions a sync asks for and the names of their params. The defaults are those of this
+/// repository's examples (`full-facility` with `facility_id`, `single-user` with `facility_id` and `user_id`, as in
+/// `fixtures/scopedefinitions.json`); [`SyncScopes::kolibri`] are Kolibri's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncScopes {
     /// The scope definition of a whole facility; its root certificates are the facilities a server serves.
@@ -54,17 +54,77 @@ impl Default for SyncScopes {
     }
 }
 
+impl SyncScopes {
+    /// Kolibri 0.19.5's: `full-facility` and `single-user`, whose facility param is `dataset_id` (the id of the
+    /// facility's dataset, which is its root certificate's).
+    pub fn kolibri() -> Self {
+        SyncScopes { facility_param: "dataset_id".into(), ..SyncScopes::default() }
+    }
+}
+
+/// A facility a server serves, as the application names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedFacility {
+    /// The facility param of its certificates: the id of its root certificate (Kolibri's dataset id).
+    pub dataset_id: String,
+    /// The id the application gives it (Kolibri's `Facility` id); the dataset id where it has no other.
+    pub id: String,
+    /// Its name, if the server says.
+    pub name: Option<String>,
+}
+
+/// How an application names the facilities a server serves and signs its users in for a certificate. The default,
+/// [`DatasetNaming`], knows a facility by its dataset id only. Kolibri's facilities have their own ids too: `sync
+/// --facility` may name either, and Kolibri's login wants the facility id (`username=<name>&facility=<id>`).
+#[async_trait::async_trait]
+pub trait FacilityNaming: Send + Sync + std::fmt::Debug {
+    /// The facilities behind `dataset_ids` (the facility params of the server's certificates), read from the
+    /// server's own endpoints through `connection` if need be ([`NetworkSyncConnection::get_json`]). A dataset the
+    /// answer leaves out is known by its dataset id alone.
+    async fn facilities(
+        &self,
+        connection: &NetworkSyncConnection<'_>,
+        dataset_ids: &[String],
+    ) -> Result<Vec<ServedFacility>, Error>;
+
+    /// The credentials of a certificate request for `facility`: by default the username is sent as
+    /// `username=<name>&facility=<facility id>` (a username that already holds `=` or `&` is sent as it is).
+    fn credentials(&self, credentials: &Credentials, facility: &ServedFacility) -> Credentials {
+        Credentials {
+            username: csr_username(&credentials.username, &facility.id),
+            password: credentials.password.clone(),
+        }
+    }
+}
+
+/// Facilities known by their dataset ids alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DatasetNaming;
+
+#[async_trait::async_trait]
+impl FacilityNaming for DatasetNaming {
+    async fn facilities(
+        &self,
+        _connection: &NetworkSyncConnection<'_>,
+        dataset_ids: &[String],
+    ) -> Result<Vec<ServedFacility>, Error> {
+        Ok(dataset_ids.iter().map(|id| ServedFacility { dataset_id: id.clone(), id: id.clone(), name: None }).collect())
+    }
+}
+
 /// What to sync, and how to get a certificate if this database has none for it.
 #[derive(Debug, Clone)]
 pub struct SyncRequest {
-    /// The facility: the id of the server's root certificate (`None`: the only facility the server serves).
+    /// The facility: its dataset id (the id of the server's root certificate) or another id [`SyncRequest::naming`]
+    /// knows it by (`None`: the only facility the server serves).
     pub facility: Option<String>,
     /// One user's data only (the single-user scope for this user id) instead of the whole facility.
     pub user: Option<String>,
     /// Credentials for a certificate signing request, needed only when this database holds no certificate for the
-    /// scope. A plain username is sent as `username=<name>&facility=<facility id>`, as Kolibri does; a username
-    /// that already contains `=` or `&` is sent as it is.
+    /// scope; [`SyncRequest::naming`] says how they are sent.
     pub credentials: Option<Credentials>,
+    /// How the application names facilities and sends credentials.
+    pub naming: std::sync::Arc<dyn FacilityNaming>,
     /// Receive the server's changes.
     pub pull: bool,
     /// Send this database's changes.
@@ -86,6 +146,7 @@ impl Default for SyncRequest {
             facility: None,
             user: None,
             credentials: None,
+            naming: std::sync::Arc::new(DatasetNaming),
             pull: true,
             push: true,
             scopes: SyncScopes::default(),
@@ -197,7 +258,7 @@ pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Res
         return Err(SyncError::SameInstance { instance_id: server_instance_id });
     }
     let (facility, server_certificate) = server_certificate(&connection, engine, request).await?;
-    let wanted = Wanted::new(&request.scopes, &facility, request.user.as_deref());
+    let wanted = Wanted::new(&request.scopes, &facility.dataset_id, request.user.as_deref());
     let (client_certificate, certificate_requested) = match stored_certificate(engine, &wanted).await? {
         Some(stored) => (stored, false),
         None => {
@@ -205,10 +266,7 @@ pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Res
                 .credentials
                 .as_ref()
                 .ok_or_else(|| SyncError::CredentialsNeeded { scope: wanted.describe() })?;
-            let credentials = Credentials {
-                username: csr_username(&credentials.username, &facility),
-                password: credentials.password.clone(),
-            };
+            let credentials = request.naming.credentials(credentials, &facility);
             let issued = connection
                 .request_certificate(&server_certificate, &wanted.definition, &wanted.params, &credentials)
                 .await
@@ -269,7 +327,7 @@ pub async fn sync(engine: &Engine, base_url: &str, request: &SyncRequest) -> Res
     };
     Ok(SyncOutcome {
         server_instance_id,
-        facility,
+        facility: facility.dataset_id,
         server_certificate_id: server_certificate.id().to_owned(),
         client_certificate,
         certificate_requested,
@@ -285,7 +343,7 @@ async fn server_certificate(
     connection: &NetworkSyncConnection<'_>,
     engine: &Engine,
     request: &SyncRequest,
-) -> Result<(String, Certificate), SyncError> {
+) -> Result<(ServedFacility, Certificate), SyncError> {
     let scopes = &request.scopes;
     let mut candidates: Vec<(String, Certificate)> = Vec::new();
     for cert in connection.server_certificates(None).await? {
@@ -298,9 +356,20 @@ async fn server_certificate(
     let mut served: Vec<String> = candidates.iter().map(|(facility, _)| facility.clone()).collect();
     served.sort();
     served.dedup();
-    let facility = match (&request.facility, served.as_slice()) {
-        (Some(facility), _) if served.contains(facility) => facility.clone(),
-        (Some(facility), _) => return Err(SyncError::UnknownFacility { facility: facility.clone(), served }),
+    let named = request.naming.facilities(connection, &served).await?;
+    let facilities: Vec<ServedFacility> = served
+        .iter()
+        .map(|dataset| {
+            let known = named.iter().find(|facility| facility.dataset_id == *dataset).cloned();
+            known.unwrap_or_else(|| ServedFacility { dataset_id: dataset.clone(), id: dataset.clone(), name: None })
+        })
+        .collect();
+    let facility = match (&request.facility, facilities.as_slice()) {
+        (Some(wanted), _) => facilities
+            .iter()
+            .find(|facility| facility.dataset_id == *wanted || facility.id == *wanted)
+            .cloned()
+            .ok_or_else(|| SyncError::UnknownFacility { facility: wanted.clone(), served: described(&facilities) })?,
         (None, []) => {
             return Err(SyncError::NoFacility {
                 definition: scopes.full.clone(),
@@ -308,16 +377,29 @@ async fn server_certificate(
             });
         }
         (None, [only]) => only.clone(),
-        (None, _) => return Err(SyncError::SeveralFacilities { served }),
+        (None, _) => return Err(SyncError::SeveralFacilities { served: described(&facilities) }),
     };
     // The facility's root certificate if the server owns it, else another certificate of the facility.
     let cert = candidates
         .into_iter()
-        .filter(|(f, _)| *f == facility)
+        .filter(|(dataset, _)| *dataset == facility.dataset_id)
         .map(|(_, cert)| cert)
         .min_by_key(|cert| !cert.is_root())
-        .ok_or_else(|| SyncError::UnknownFacility { facility: facility.clone(), served: served.clone() })?;
+        .ok_or_else(|| SyncError::UnknownFacility { facility: facility.id.clone(), served: described(&facilities) })?;
     Ok((facility, cert))
+}
+
+/// Each facility as `id` (and `name (id, dataset <dataset id>)` where the application names it otherwise).
+fn described(facilities: &[ServedFacility]) -> Vec<String> {
+    facilities
+        .iter()
+        .map(|facility| match (&facility.name, facility.id == facility.dataset_id) {
+            (None, true) => facility.id.clone(),
+            (None, false) => format!("{} (dataset {})", facility.id, facility.dataset_id),
+            (Some(name), true) => format!("{name} ({})", facility.id),
+            (Some(name), false) => format!("{name} ({}, dataset {})", facility.id, facility.dataset_id),
+        })
+        .collect()
 }
 
 /// The certificate wanted: scope definition and params.

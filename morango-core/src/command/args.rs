@@ -76,7 +76,8 @@ pub(crate) struct SyncArgs {
     /// Sync only this user's data (the single-user scope for this user id), not the whole facility.
     #[arg(long, value_name = "ID", value_parser = parse_non_empty)]
     pub user: Option<String>,
-    /// The facility (the id of its root certificate); needed when the server serves several.
+    /// The facility (its dataset id, the id of its root certificate, or the id the application gives it); needed
+    /// when the server serves several.
     #[arg(long, value_name = "ID", value_parser = parse_id)]
     pub facility: Option<String>,
     /// Do not pull (only push).

@@ -50,6 +50,12 @@
 
 mod args;
 mod progress;
+mod server;
+
+pub use server::SyncServer;
+
+/// The clap the command is built with, for the application's own subcommands ([`SyncCommand::subcommand`]).
+pub use clap;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -61,15 +67,15 @@ use clap::{CommandFactory, FromArgMatches};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use serde_json::{Map, Value};
 
-use crate::api::{self, Account, CertificateAuthority, Credentials, MorangoApi, ServerSettings};
+use crate::api::{Account, CertificateAuthority, Credentials, ServerSettings};
 use crate::certificate::{self, Certificate, CertificateError};
 use crate::cleanup;
 use crate::client::{self, HttpSettings, SyncError, SyncOutcome, SyncRequest, SyncScopes};
 use crate::engine::Engine;
-use crate::error::{DbContext, Error};
+use crate::error::Error;
 
 use args::{CertsCommand, CleanupArgs, Cli, Command, ServeArgs, SyncArgs, format_duration};
-use progress::{ProgressView, ServerLog};
+use progress::ProgressView;
 
 /// An error of the application's own code (opening the database, setting up a facility).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -79,6 +85,8 @@ type Opener = Arc<dyn Fn(String) -> BoxFuture<Result<Engine, BoxError>> + Send +
 type AuthorityFactory = Arc<dyn Fn(&Engine) -> Arc<dyn CertificateAuthority> + Send + Sync>;
 type FacilityHook = Arc<dyn Fn(DatabaseConnection, Certificate) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
 type Shutdown = Arc<dyn Fn() -> BoxFuture<()> + Send + Sync>;
+type RoutesFactory = Arc<dyn Fn(&Engine) -> axum::Router + Send + Sync>;
+type AppRunner = Arc<dyn Fn(Engine, clap::ArgMatches) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
 type DefaultDatabase = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Why the command failed.
@@ -123,6 +131,14 @@ pub enum CommandError {
     /// The sync failed.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// One of the application's own subcommands failed.
+    #[error("{command} failed: {source}")]
+    App {
+        /// The subcommand's name.
+        command: String,
+        /// Why.
+        source: BoxError,
+    },
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] Error),
@@ -163,6 +179,9 @@ pub struct SyncCommand {
     authority: Option<AuthorityFactory>,
     on_new_facility: Option<FacilityHook>,
     shutdown: Option<Shutdown>,
+    routes: Option<RoutesFactory>,
+    subcommands: Vec<(clap::Command, AppRunner)>,
+    naming: Arc<dyn client::FacilityNaming>,
 }
 
 impl SyncCommand {
@@ -194,6 +213,9 @@ impl SyncCommand {
             authority: None,
             on_new_facility: None,
             shutdown: None,
+            routes: None,
+            subcommands: Vec::new(),
+            naming: Arc::new(client::DatasetNaming),
         }
     }
 
@@ -241,6 +263,13 @@ impl SyncCommand {
         self
     }
 
+    /// How `sync` resolves `--facility` and sends a certificate request's credentials (by default a facility is
+    /// named by its dataset id; see [`client::FacilityNaming`]).
+    pub fn facility_naming(mut self, naming: impl client::FacilityNaming + 'static) -> Self {
+        self.naming = Arc::new(naming);
+        self
+    }
+
     /// Timeouts and retries of `sync`.
     pub fn http_settings(mut self, settings: HttpSettings) -> Self {
         self.http = settings;
@@ -265,6 +294,42 @@ impl SyncCommand {
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         self.on_new_facility = Some(Arc::new(move |db, root| Box::pin(hook(db, root))));
+        self
+    }
+
+    /// The application's own routes, which `serve` serves beside Morango's API (see [`SyncServer::routes`]): made
+    /// from the served engine, so that they can read the database (e.g. the public endpoints a Kolibri client calls
+    /// before it syncs).
+    pub fn routes(mut self, routes: impl Fn(&Engine) -> axum::Router + Send + Sync + 'static) -> Self {
+        self.routes = Some(Arc::new(routes));
+        self
+    }
+
+    /// One of the application's own subcommands, shown in `--help` beside `serve` and `sync`: `run` gets the engine
+    /// on the database (`--db`, the environment variable or the default for the subcommand's name) and the
+    /// subcommand's arguments, and prints what it has to say itself.
+    ///
+    /// ```no_run
+    /// # extern crate morango_core as morango;
+    /// # fn example(command: morango::command::SyncCommand) -> morango::command::SyncCommand {
+    /// use morango::command::clap::{Arg, Command};
+    ///
+    /// command.subcommand(
+    ///     Command::new("rename-facility").about("Renames the facility").arg(Arg::new("name").required(true)),
+    ///     |engine, args| async move {
+    ///         let name: &String = args.get_one("name").expect("required");
+    ///         println!("renaming to {name} in {}", engine.profile().name());
+    ///         Ok(())
+    ///     },
+    /// )
+    /// # }
+    /// ```
+    pub fn subcommand<F, Fut>(mut self, command: clap::Command, run: F) -> Self
+    where
+        F: Fn(Engine, clap::ArgMatches) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.subcommands.push((command, Arc::new(move |engine, args| Box::pin(run(engine, args)))));
         self
     }
 
@@ -309,9 +374,14 @@ impl SyncCommand {
         T: Into<std::ffi::OsString> + Clone,
         W: Write + Send,
     {
-        let cli = self.parse(args)?;
-        let location = self.location(&cli)?;
-        let engine = (self.open)(location.clone()).await.map_err(|source| CommandError::Open { location, source })?;
+        let cli = match self.parse(args)? {
+            Parsed::Builtin(cli) => cli,
+            Parsed::App { db, name, run, args } => {
+                let engine = self.open_engine(db, &name).await?;
+                return run(engine, args).await.map_err(|source| CommandError::App { command: name, source });
+            }
+        };
+        let engine = self.open_engine(cli.db.clone(), cli.command.name()).await?;
         match cli.command {
             Command::Serve(args) => self.serve(engine, &args, &mut out).await,
             Command::Sync(args) => self.sync(&engine, &args, &mut out).await,
@@ -320,7 +390,8 @@ impl SyncCommand {
         }
     }
 
-    fn parse<I, T>(&self, args: I) -> Result<Cli, clap::Error>
+    /// The command line: one of the built-in subcommands, or one of the application's with its arguments.
+    fn parse<I, T>(&self, args: I) -> Result<Parsed, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -335,23 +406,35 @@ impl SyncCommand {
         if let Some(env) = &self.database_env {
             command = command.after_help(format!("The database is --db, or ${env} when --db is not given."));
         }
+        for (subcommand, _) in &self.subcommands {
+            command = command.subcommand(subcommand.clone());
+        }
         let matches = command.try_get_matches_from(args)?;
-        Cli::from_arg_matches(&matches)
+        if let Some((name, args)) = matches.subcommand()
+            && let Some((_, run)) = self.subcommands.iter().find(|(subcommand, _)| subcommand.get_name() == name)
+        {
+            let db = matches.get_one::<String>("db").cloned();
+            return Ok(Parsed::App { db, name: name.to_owned(), run: run.clone(), args: args.clone() });
+        }
+        Cli::from_arg_matches(&matches).map(Parsed::Builtin)
+    }
+
+    /// Opens the engine on `--db`, else the environment variable, else the default for the subcommand.
+    async fn open_engine(&self, db: Option<String>, subcommand: &str) -> Result<Engine, CommandError> {
+        let location = self.location(db, subcommand)?;
+        (self.open)(location.clone()).await.map_err(|source| CommandError::Open { location, source })
     }
 
     /// `--db`, else the environment variable, else the default for the subcommand.
-    fn location(&self, cli: &Cli) -> Result<String, CommandError> {
+    fn location(&self, db: Option<String>, subcommand: &str) -> Result<String, CommandError> {
         let from_env =
             || self.database_env.as_ref().and_then(|name| std::env::var(name).ok()).filter(|v| !v.is_empty());
-        cli.db
-            .clone()
-            .or_else(from_env)
-            .or_else(|| self.default_database.as_ref().map(|default| default(cli.command.name())))
+        db.or_else(from_env)
+            .or_else(|| self.default_database.as_ref().map(|default| default(subcommand)))
             .ok_or_else(|| CommandError::NoDatabase { env: self.database_env.clone() })
     }
 
-    async fn serve(&self, engine: Engine, args: &ServeArgs, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
-        self.ensure_facility(&engine, out).await?;
+    async fn serve(&self, engine: Engine, args: &ServeArgs, out: impl Write + Send) -> Result<(), CommandError> {
         let authority: Arc<dyn CertificateAuthority> = match &self.authority {
             Some(make) => make(&engine),
             None => {
@@ -373,27 +456,17 @@ impl SyncCommand {
         if let Some(bytes) = args.max_buffered_bytes {
             settings.transfer_limits.max_buffered_bytes_per_certificate = bytes;
         }
-        let mut events = engine.subscribe();
-        let api = MorangoApi::new(engine, settings.clone(), authority);
-        let router = api::router(api.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        let maintenance = tokio::spawn(maintain(api.clone()));
         let listener = tokio::net::TcpListener::bind(&args.bind)
             .await
             .map_err(|source| CommandError::Bind { addr: args.bind.clone(), source })?;
-        let addr = listener.local_addr().map_err(|source| CommandError::Bind { addr: args.bind.clone(), source })?;
-        writeln!(out, "Listening on http://{addr}/")?;
-        out.flush()?;
-        // Ends when the engine goes, with the router.
-        tokio::spawn(async move {
-            let mut log = ServerLog::default();
-            loop {
-                match events.recv().await {
-                    Ok(event) => log.show(&event),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
+        let routes = self.routes.as_ref().map(|make| make(&engine));
+        let mut server = SyncServer::new(engine, authority).settings(settings).scopes(self.scopes.clone());
+        if let Some(routes) = routes {
+            server = server.routes(routes);
+        }
+        if let Some(hook) = self.on_new_facility.clone() {
+            server = server.on_new_facility(move |db, root| hook(db, root));
+        }
         let shutdown = self.shutdown.clone();
         let signal = async move {
             match shutdown {
@@ -406,53 +479,7 @@ impl SyncCommand {
                 }
             }
         };
-        let served = api::serve(listener, router, &settings, signal).await;
-        maintenance.abort();
-        served.map_err(CommandError::Serve)?;
-        writeln!(out, "Stopped.")?;
-        Ok(())
-    }
-
-    /// Creates a facility (a root certificate of the full scope definition, then the application's records) when
-    /// the database owns no certificate of the profile, and prints the facilities served.
-    async fn ensure_facility(&self, engine: &Engine, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
-        let db = engine.db();
-        let profile = engine.profile().name();
-        // Several server processes may start together on one database: one at a time looks and creates, under the
-        // profile's lock, so that a new database gets one facility.
-        let (txn, writer) = engine.begin_exclusive().await?;
-        let root = if certificate::owned(&txn, Some(profile)).await?.is_empty() {
-            Some(certificate::generate_root(&txn, &self.scopes.full, &Map::new()).await?)
-        } else {
-            None
-        };
-        txn.commit().await.context(|| "committing the new facility's certificate".into())?;
-        drop(writer);
-        if let Some(root) = root {
-            writeln!(out, "Created facility {} (a new {} root certificate).", root.id(), self.scopes.full)?;
-            if let Some(hook) = &self.on_new_facility {
-                hook(db.clone(), root.clone())
-                    .await
-                    .map_err(|source| CommandError::NewFacility { facility: root.id().to_owned(), source })?;
-            }
-        }
-        let owned = certificate::owned(db, Some(profile)).await?;
-        let facilities: Vec<&Certificate> =
-            owned.iter().filter(|cert| cert.scope_definition_id() == self.scopes.full).collect();
-        if facilities.is_empty() {
-            writeln!(
-                out,
-                "This database holds no {} certificate: clients can sync only narrower scopes with it.",
-                self.scopes.full
-            )?;
-        }
-        for cert in facilities {
-            let facility = cert.params()?.get(&self.scopes.facility_param).and_then(Value::as_str).map(str::to_owned);
-            let facility = facility.unwrap_or_else(|| "?".into());
-            let kind = if cert.is_root() { "root certificate" } else { "certificate" };
-            writeln!(out, "Serving facility {facility} ({kind} {}).", cert.id())?;
-        }
-        Ok(())
+        server.serve(listener, signal, out).await
     }
 
     async fn sync(&self, engine: &Engine, args: &SyncArgs, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
@@ -467,6 +494,7 @@ impl SyncCommand {
             },
             pull: !args.no_pull,
             push: !args.no_push,
+            naming: self.naming.clone(),
             scopes: self.scopes.clone(),
             instance_info: self.instance_info.clone(),
             http: self.http.clone(),
@@ -474,6 +502,7 @@ impl SyncCommand {
         };
         let mut events = engine.subscribe();
         let mut view = ProgressView::new(std::io::stderr().is_terminal());
+        let started = std::time::Instant::now();
         let syncing = client::sync(engine, &args.server, &request);
         tokio::pin!(syncing);
         let result = loop {
@@ -488,37 +517,8 @@ impl SyncCommand {
         view.finish();
         let outcome = result?;
         print_outcome(&outcome, args, out)?;
+        writeln!(out, "{}", timings(&outcome, started.elapsed()))?;
         Ok(())
-    }
-}
-
-/// What a server does on its own while it serves: closes the transfers its clients left idle (dropping their
-/// buffers) and gives the space back, often; every hour, what [`cleanup::cleanup_syncs`] does (abandoned client
-/// sessions too, expired nonces, old history).
-async fn maintain(api: Arc<MorangoApi>) {
-    let idle = api.settings().transfer_limits.idle_timeout;
-    let mut often =
-        tokio::time::interval((idle / 3).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(300)));
-    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = often.tick() => {
-                match cleanup::expire_idle_transfers(api.engine(), idle).await {
-                    Ok(0) => {}
-                    Ok(closed) => {
-                        tracing::info!(closed, "closed idle transfers");
-                        if let Err(error) = cleanup::reclaim_space(api.engine()).await {
-                            tracing::warn!(%error, "giving space back failed");
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "closing idle transfers failed"),
-                }
-            }
-            _ = hourly.tick() => match cleanup::cleanup_syncs(api.engine(), cleanup::DEFAULT_EXPIRATION).await {
-                Ok(report) => tracing::info!(?report, "collected abandoned syncs"),
-                Err(error) => tracing::warn!(%error, "collecting abandoned syncs failed"),
-            },
-        }
     }
 }
 
@@ -554,7 +554,28 @@ fn print_outcome(outcome: &SyncOutcome, args: &SyncArgs, out: &mut impl Write) -
     };
     writeln!(out, "{}", line(&outcome.pull, args.no_pull, "Pulled", "Pull"))?;
     writeln!(out, "{}", line(&outcome.push, args.no_push, "Pushed", "Push"))?;
+    let unknown = outcome.pull.as_ref().map_or(0, |pull| pull.records_of_unknown_models);
+    if unknown > 0 {
+        writeln!(out, "Kept {unknown} records of models this application does not declare (relayed, not applied).")?;
+    }
     out.flush()
+}
+
+/// `Took 2.41 s: pull 1.80 s (555 records/s), push 0.31 s (10 records/s).`
+fn timings(outcome: &SyncOutcome, total: std::time::Duration) -> String {
+    let directions: Vec<String> = [("pull", &outcome.pull), ("push", &outcome.push)]
+        .into_iter()
+        .filter_map(|(name, report)| {
+            let report = report.as_ref()?;
+            let seconds = report.elapsed.as_secs_f64();
+            let rate = report.records_transferred as f64 / seconds.max(1e-3);
+            Some(format!("{name} {seconds:.2} s ({rate:.0} records/s)"))
+        })
+        .collect();
+    match directions.is_empty() {
+        true => format!("Took {:.2} s.", total.as_secs_f64()),
+        false => format!("Took {:.2} s: {}.", total.as_secs_f64(), directions.join(", ")),
+    }
 }
 
 async fn list_certificates(engine: &Engine, out: &mut (impl Write + Send)) -> Result<(), CommandError> {
@@ -594,6 +615,23 @@ async fn cleanup_syncs(engine: &Engine, args: &CleanupArgs, out: &mut (impl Writ
         writeln!(out, "  {what:<38} {count}")?;
     }
     Ok(())
+}
+
+/// A parsed command line.
+enum Parsed {
+    /// `serve`, `sync`, `certs`, `cleanup-syncs`.
+    Builtin(Cli),
+    /// One of the application's subcommands.
+    App {
+        /// `--db`.
+        db: Option<String>,
+        /// The subcommand's name.
+        name: String,
+        /// What runs it.
+        run: AppRunner,
+        /// Its arguments.
+        args: clap::ArgMatches,
+    },
 }
 
 /// The authority of an application that gave none: nobody obtains a certificate.

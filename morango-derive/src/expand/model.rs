@@ -34,6 +34,12 @@ pub fn expand(plan: &ModelPlan<'_>) -> TokenStream {
             }
         }
     });
+    let discriminator = match &plan.discriminator {
+        Some((field, column, value)) => quote! {
+            ::core::option::Option::Some(::morango::Discriminator { field: #field, column: #column, value: #value })
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let record_identity = record_identity(plan);
     let bookkeeping = bookkeeping(plan);
     let to_record = to_record(plan);
@@ -49,6 +55,7 @@ pub fn expand(plan: &ModelPlan<'_>) -> TokenStream {
             const NODE: ::morango::__private::graph::NodeRef =
                 ::morango::__private::graph::NodeRef::new(&__MORANGO_NODE);
             const HAS_CONFLICT_HOOK: bool = #has_hook;
+            const DISCRIMINATOR: ::core::option::Option<::morango::Discriminator> = #discriminator;
 
             #[allow(unused_variables)]
             fn partition_template(
@@ -194,7 +201,10 @@ fn to_record(plan: &ModelPlan<'_>) -> TokenStream {
     let model = plan.model;
     let inserts = plan.synced.iter().map(|f| {
         let (ident, key, ty) = (f.ident, &f.key, f.ty);
-        let value = quote_spanned!(ty.span()=> <#ty as ::morango::MorangoValue>::to_json(&model.#ident));
+        let value = match &f.with {
+            Some(codec) => quote_spanned!(codec.span()=> #codec::to_json(&model.#ident)),
+            None => quote_spanned!(ty.span()=> <#ty as ::morango::MorangoValue>::to_json(&model.#ident)),
+        };
         quote!(record.insert(::std::string::String::from(#key), #value);)
     });
     quote! {
@@ -216,7 +226,10 @@ fn from_record(plan: &ModelPlan<'_>) -> TokenStream {
     let reads = plan.synced.iter().zip(&vars).map(|(f, var)| {
         let (key, ty) = (&f.key, f.ty);
         let default = default_value(f);
-        let parse = quote_spanned!(ty.span()=> <#ty as ::morango::MorangoValue>::from_json);
+        let parse = match &f.with {
+            Some(codec) => quote_spanned!(codec.span()=> #codec::from_json),
+            None => quote_spanned!(ty.span()=> <#ty as ::morango::MorangoValue>::from_json),
+        };
         quote!(let #var = ::morango::__private::read_field(#record, #key, &mut #errors, #parse, || #default);)
     });
     let synced = plan.synced.iter().map(|f| f.ident);

@@ -64,10 +64,10 @@ impl CertificateAuthority for Admin {
 
 /// Output written by a command that may still be running.
 #[derive(Clone, Default)]
-struct Output(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Output(Arc<Mutex<Vec<u8>>>);
 
 impl Output {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

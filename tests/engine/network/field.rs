@@ -138,7 +138,10 @@ async fn transfers_idle_too_long_are_closed_by_the_server(backend: Backend) {
     server.finish().await;
 }
 
-on_both_backends!(a_certificates_unfinished_transfers_are_bounded_in_bytes);
+on_both_backends!(
+    a_certificates_unfinished_transfers_are_bounded_in_bytes,
+    two_pulls_queued_at_once_share_their_certificates_bound
+);
 
 /// Pushed chunks are merged as they arrive: a push holds nothing on the server, however large. What a pull leaves
 /// queued is bounded per client certificate: past the limit the server answers 507 and drops the queue.
@@ -280,6 +283,53 @@ async fn cleaning_up_gives_the_space_of_abandoned_transfers_back(backend: Backen
         assert!(after < before, "the file shrank: {before} pages, then {after}");
     }
     tablet.finish().await;
+    laptop.finish().await;
+    server.finish().await;
+}
+
+/// The bound holds for pulls queued at the same time: each is checked, and its size recorded, before its queue is
+/// committed, one certificate at a time. Of two pulls that each fit but not together, one is refused. (They pull
+/// different filters: a pull of the same filter in another session supersedes the first.)
+async fn two_pulls_queued_at_once_share_their_certificates_bound(backend: Backend) {
+    // The facility (10 records of 100 bytes) fits in 1,500 bytes, and so do its 9 learners; both together do not.
+    let limits = TransferLimits { max_buffered_bytes_per_certificate: 1_500, ..TransferLimits::default() };
+    let settings = ServerSettings { transfer_limits: limits, ..ServerSettings::default() };
+    let server = Server::start(backend, settings, Users::new()).await;
+    for i in 0..9 {
+        fixtures::learner(server.db(), &server.facility, &format!("learner {i}")).await;
+    }
+    let laptop = Client::enrol(backend, &server, Wants::Facility).await;
+    let (one, two) = tokio::join!(laptop.open(&server), laptop.open(&server));
+    async fn pull(
+        session: &morango::client::NetworkSession,
+        filter: morango::Filter,
+    ) -> morango::Result<morango::session::TransferSession> {
+        let request = morango::server::TransferRequest {
+            id: morango::ids::random_id(),
+            sync_session_id: session.id().to_owned(),
+            filter,
+            push: false,
+            client_fsic: "{}".into(),
+            fsic_v2: true,
+        };
+        let peer = session.peer();
+        let created = morango::peer::Peer::create_transfer_session(peer, &request).await?;
+        let to_queuing =
+            morango::server::StageRequest { stage: Some(morango::stage::TransferStage::Queuing), ..Default::default() };
+        morango::peer::Peer::update_transfer_session(peer, &created.id, &to_queuing).await
+    }
+    let learners = morango::Filter::new([format!("{}:user-ro", server.facility.id)]);
+    let (first, second) = tokio::join!(pull(&one, server.facility_filter()), pull(&two, learners));
+    let (queued, refused) = match (first, second) {
+        (Ok(queued), Err(refused)) | (Err(refused), Ok(queued)) => (queued, refused),
+        (first, second) => panic!("exactly one of two pulls must be refused: {first:?} / {second:?}"),
+    };
+    assert!(refused.to_string().contains("507"), "{refused}");
+    let records = queued.records_total.expect("queued");
+    assert!(records == 10 || records == 9, "{records} records queued");
+    let held = "SELECT CAST(COALESCE(SUM(bytes_buffered), 0) AS BIGINT) AS n FROM morango_transfersession";
+    assert_eq!(count(server.db(), held).await, records * 100, "the queued pull holds its bytes, the refused one none");
+    assert_eq!(count(server.db(), "SELECT COUNT(*) AS n FROM morango_transferqueue").await, records, "one queue");
     laptop.finish().await;
     server.finish().await;
 }

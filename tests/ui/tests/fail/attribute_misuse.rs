@@ -16,6 +16,8 @@ mod learner {
         #[sea_orm(ignore)]
         #[morango(local)]
         pub cache: i32,
+        #[morango(local, with = codec)]
+        pub draft: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation, SyncableRelations)]
