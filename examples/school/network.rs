@@ -5,6 +5,7 @@
 //! cargo run --example school -- serve --bind 127.0.0.1:8000          # the office: school-office.sqlite3
 //! cargo run --example school -- sync --server http://127.0.0.1:8000/ --username admin --password admin
 //! cargo run --example school -- certs list                            # the tablet: school-tablet.sqlite3
+//! cargo run --example school -- learners                              # the school's own subcommand
 //! ```
 //!
 //! The first `serve` creates the school: a root certificate, the facility record whose id is the certificate's,
@@ -29,7 +30,7 @@ use crate::entities::{self, FACILITY_DATA, classroom, facility, learner};
 /// The scope definitions both sides must hold (Kolibri's `full-facility` and `single-user`).
 const SCOPE_DEFINITIONS: &str = include_str!("../../fixtures/scopedefinitions.json");
 
-/// The sync command of the school: `serve`, `sync`, `certs list`, `cleanup-syncs`.
+/// The sync command of the school: `serve`, `sync`, `certs list`, `cleanup-syncs`, and the school's own `learners`.
 pub fn command() -> SyncCommand {
     SyncCommand::new("school", open)
         .about(
@@ -44,6 +45,21 @@ pub fn command() -> SyncCommand {
         })
         .authority(|engine: &Engine| Arc::new(Accounts { db: engine.db().clone() }) as Arc<dyn CertificateAuthority>)
         .on_new_facility(create_school)
+        .subcommand(
+            command::clap::Command::new("learners")
+                .about("The learners this database holds, with their classrooms' school"),
+            |engine, _args| list_learners(engine),
+        )
+}
+
+/// `learners`: one line per learner of this database.
+async fn list_learners(engine: Engine) -> Result<(), BoxError> {
+    let learners = learner::Entity::find().all(engine.db()).await?;
+    println!("{} learners:", learners.len());
+    for learner in learners {
+        println!("  {:<6} {}  {}", learner.username, learner.id, learner.full_name);
+    }
+    Ok(())
 }
 
 /// Opens (creating it if needed) a school database: Morango's tables, the school's, the scope definitions.

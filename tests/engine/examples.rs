@@ -147,6 +147,12 @@ fn the_school_example_serves_and_syncs_as_two_processes() {
     assert!(second.contains("Pulled 0 records.") && second.contains("Pushed 0 records."), "{second}");
     let certs = run_in(dir.path(), "school", &["certs", "list"]).expect("built");
     assert!(certs.contains("full-facility"), "{certs}");
+    assert!(first.lines().last().is_some_and(|line| line.starts_with("Took ")), "timings last:\n{first}");
+    let learners = run_in(dir.path(), "school", &["learners"]).expect("built");
+    assert!(
+        learners.starts_with("3 learners:") && learners.contains("Ada Lovelace"),
+        "the app's subcommand:\n{learners}"
+    );
 }
 
 /// Two `school serve` processes started at the same moment on one empty PostgreSQL database (a server scaled out

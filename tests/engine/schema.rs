@@ -240,6 +240,8 @@ pub mod v2 {
 
 /// Kolibri's way with collections: classrooms and learner groups are rows of one table, told apart by `kind`.
 pub mod collections {
+    // rustfmt re-indents attribute arguments inside `macro_rules!` on every run.
+    #[rustfmt::skip]
     macro_rules! collection_model {
         ($module:ident, $model_name:literal, $kind:literal) => {
             pub mod $module {
@@ -249,12 +251,12 @@ pub mod collections {
                 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Syncable)]
                 #[sea_orm(table_name = "collection")]
                 #[morango(
-                                profile = "facilitydata",
-                                model_name = $model_name,
-                                partition = "${facility_id}",
-                                source_id = "${facility_id}:${kind}:${name}",
-                                discriminator(kind = $kind)
-                            )]
+                    profile = "facilitydata",
+                    model_name = $model_name,
+                    partition = "${facility_id}",
+                    source_id = "${facility_id}:${kind}:${name}",
+                    discriminator(kind = $kind)
+                )]
                 pub struct Model {
                     #[sea_orm(primary_key, auto_increment = false)]
                     pub id: String,
