@@ -46,8 +46,7 @@ pub fn command() -> SyncCommand {
         .authority(|engine: &Engine| Arc::new(Accounts { db: engine.db().clone() }) as Arc<dyn CertificateAuthority>)
         .on_new_facility(create_school)
         .subcommand(
-            command::clap::Command::new("learners")
-                .about("The learners this database holds, with their classrooms' school"),
+            command::clap::Command::new("learners").about("The learners this database holds"),
             |engine, _args| list_learners(engine),
         )
 }

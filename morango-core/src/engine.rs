@@ -267,6 +267,22 @@ impl EngineBuilder {
                     .into(),
             ));
         }
+        let ordered = db.get_database_backend() != DbBackend::Postgres
+            || sql::query(
+                &db,
+                "checking for the store's record order",
+                "SELECT seq FROM morango_store LIMIT 1",
+                vec![],
+            )
+            .await
+            .is_ok();
+        if !ordered {
+            return Err(Error::Schema(
+                "Morango's tables are out of date: run `morango::migration::migrate(&db)` again, or add \
+                 `morango::migration::RecordOrder` to your migrator after `morango::migration::FieldReady`"
+                    .into(),
+            ));
+        }
         crate::profile::check_runtime(&db, profile).await?;
         let instance = if db.get_database_backend() == DbBackend::Postgres {
             // Several processes may share the database and start together: one at a time installs the triggers

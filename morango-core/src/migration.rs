@@ -1,7 +1,7 @@
 //! Morango's bookkeeping tables, as `sea-orm-migration` migrations.
 //!
-//! Add [`Migration`] and [`FieldReady`] to your own migrator before your app tables, and [`ChangeTracking`] after
-//! them:
+//! Add [`Migration`], [`FieldReady`] and [`RecordOrder`] to your own migrator before your app tables, and
+//! [`ChangeTracking`] after them:
 //!
 //! ```ignore
 //! impl MigratorTrait for Migrator {
@@ -9,6 +9,7 @@
 //!         vec![
 //!             Box::new(morango::migration::Migration),
 //!             Box::new(morango::migration::FieldReady),
+//!             Box::new(morango::migration::RecordOrder),
 //!             Box::new(m20260101_000001_app_tables::Migration),
 //!             Box::new(morango::migration::ChangeTracking::new(&FACILITY_DATA)),
 //!         ]
@@ -140,6 +141,38 @@ impl MigrationTrait for FieldReady {
     }
 }
 
+/// The order in which the store received its records, so that records leave in the order they were saved or
+/// received (within the profile's dependency order): a relay passes records on in the order their sender sent
+/// them, and applications that check one record against earlier ones (Kolibri's memberships) accept them. SQLite
+/// keeps that order in the store's rowids; PostgreSQL gets a `seq` column numbered as rows are inserted.
+pub struct RecordOrder;
+
+impl MigrationName for RecordOrder {
+    fn name(&self) -> &str {
+        "m20261205_000002_morango_record_order"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for RecordOrder {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared("ALTER TABLE morango_store ADD COLUMN IF NOT EXISTS seq BIGSERIAL")
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+            manager.get_connection().execute_unprepared("ALTER TABLE morango_store DROP COLUMN IF EXISTS seq").await?;
+        }
+        Ok(())
+    }
+}
+
 /// Installs the change-tracking triggers of a profile's tables (run it after the migrations creating them).
 pub struct ChangeTracking {
     profile: &'static Profile,
@@ -180,7 +213,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Migration), Box::new(FieldReady)]
+        vec![Box::new(Migration), Box::new(FieldReady), Box::new(RecordOrder)]
     }
 }
 

@@ -7,7 +7,7 @@
 //! dataset. No SQL text is built from data, and no `LIKE` is used (on SQLite it ignores case and treats `_`/`%`
 //! in partitions as wildcards, §15).
 
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -64,8 +64,10 @@ const TRIPLES_PER_STATEMENT: usize = 2_000;
 
 /// Queues the ids of the wanted records of `profile` for `transfer` and returns how many were queued. They are
 /// numbered from 0 in the profile's dependency order (a model's records after those of the models it refers to;
-/// records of models this side does not declare last), then in id order, so that a receiver can apply each chunk as
-/// it arrives. The order holds within each statement of [`TRIPLES_PER_STATEMENT`] triples (a receiver applies a
+/// records of models this side does not declare last), so that a receiver can apply each chunk as it arrives, and
+/// within a model in the order the store received them (serialized here or received from a peer; see
+/// [`crate::migration::RecordOrder`]), so that a relay sends records in the order their sender did and applications
+/// that check a record against earlier ones of its model accept them. The order holds within each statement of [`TRIPLES_PER_STATEMENT`] triples (a receiver applies a
 /// record that arrives before its parent in its deserializing stage). The queue holds ids only: pages read the
 /// records from the store when they are sent.
 pub(crate) async fn queue<C: ConnectionTrait>(
@@ -88,6 +90,7 @@ pub(crate) async fn queue<C: ConnectionTrait>(
         let ranks: String = (0..models.len()).map(|i| format!(" WHEN ${} THEN {i}", first + i)).collect();
         values.extend(models.iter().map(|m| text(*m)));
         let rank = format!("CASE s.model_name{ranks} ELSE {} END", models.len());
+        let received = if db.get_database_backend() == DbBackend::Postgres { "s.seq" } else { "s.rowid" };
         let triples = tuples.join(", ");
         // A triple from 0 asks for everything an instance saved (the receiver holds nothing of it): one scan of the
         // store. Otherwise the store's version index finds the few recent records.
@@ -108,7 +111,7 @@ pub(crate) async fn queue<C: ConnectionTrait>(
             "queuing records",
             &format!(
                 "INSERT INTO morango_transferqueue (transfer_session_id, seq, model_uuid) \
-                 SELECT $1, $3 + row_number() OVER (ORDER BY {rank}, s.id) - 1, s.id FROM morango_store s \
+                 SELECT $1, $3 + row_number() OVER (ORDER BY {rank}, {received}, s.id) - 1, s.id FROM morango_store s \
                  WHERE s.profile = $2 \
                  AND {wanted} AND NOT EXISTS (SELECT 1 FROM morango_transferqueue q WHERE q.transfer_session_id = $1 \
                    AND q.model_uuid = s.id)"

@@ -1,6 +1,7 @@
 //! Record order: a producer sends the records of the models others refer to first, and a receiver applies each
 //! chunk as it arrives; a record that arrives before its parent (a Python peer sends in its own order) waits in the
-//! store and is applied by the deserializing stage.
+//! store and is applied by the deserializing stage. Within a model, records leave in the order the store received
+//! them, so that a relay passes them on in the order their sender chose.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,7 @@ use crate::support::{Backend, Peer};
 on_both_backends!(
     records_leave_parents_first_and_are_applied_as_they_arrive,
     records_that_arrive_before_their_parents_are_applied_by_the_deserializing_stage,
+    a_relay_sends_a_models_records_in_the_order_it_received_them,
 );
 
 /// A local peer that notes every record it hands out, can hand the whole queue out in reverse (children first),
@@ -29,6 +31,7 @@ struct Watched<'a> {
     reversed: bool,
     pages_left: AtomicUsize,
     sent: Mutex<Vec<String>>,
+    sent_ids: Mutex<Vec<(String, String)>>,
     queue: Mutex<Option<Vec<BufferRecord>>>,
 }
 
@@ -39,6 +42,7 @@ impl<'a> Watched<'a> {
             reversed,
             pages_left: pages.into(),
             sent: Mutex::default(),
+            sent_ids: Mutex::default(),
             queue: Mutex::default(),
         }
     }
@@ -89,6 +93,7 @@ impl SyncPeer for Watched<'_> {
         }
         let page = self.page(id, offset, limit).await?;
         self.sent.lock().unwrap().extend(page.iter().map(|r| r.model_name.clone()));
+        self.sent_ids.lock().unwrap().extend(page.iter().map(|r| (r.model_name.clone(), r.model_uuid.clone())));
         Ok(page)
     }
     async fn push_buffers(&self, id: &str, records: &[BufferRecord]) -> morango::Result<Vec<morango::Refusal>> {
@@ -175,4 +180,34 @@ async fn records_that_arrive_before_their_parents_are_applied_by_the_deserializi
     resumed.close().await.unwrap();
     a.finish().await;
     b.finish().await;
+}
+
+/// The learner ids a watched peer handed out, in order.
+fn learners_sent(watched: &Watched<'_>) -> Vec<String> {
+    let sent = watched.sent_ids.lock().unwrap();
+    sent.iter().filter(|(model, _)| model == "learner").map(|(_, id)| id.clone()).collect()
+}
+
+async fn a_relay_sends_a_models_records_in_the_order_it_received_them(backend: Backend) {
+    let (a, b) = facility_and_empty_peer(backend).await;
+    // `b` receives `a`'s records in the reverse of `a`'s order, then `c` pulls them from `b`.
+    let from_a = Watched::new(&a.engine, true, usize::MAX);
+    let session = SyncClient::connect(&b.engine, &from_a, Capabilities::all()).await.unwrap();
+    session.pull(&Filter::everything()).await.expect("b pulls from a");
+    session.close().await.unwrap();
+    let received = learners_sent(&from_a);
+    let mut by_id = received.clone();
+    by_id.sort();
+    assert_ne!(received, by_id, "the test needs an order other than the ids'");
+
+    let c = Peer::new(backend).await;
+    let from_b = Watched::new(&b.engine, false, usize::MAX);
+    let session = SyncClient::connect(&c.engine, &from_b, Capabilities::all()).await.unwrap();
+    session.pull(&Filter::everything()).await.expect("c pulls from b");
+    session.close().await.unwrap();
+    assert_eq!(learners_sent(&from_b), received, "b passes the learners on in the order it received them");
+    assert_eq!(applied(&c).await, (4, 8, 3));
+    a.finish().await;
+    b.finish().await;
+    c.finish().await;
 }
