@@ -27,7 +27,8 @@ use serde_json::{Map, Value};
 
 use crate::entities::{self, FACILITY_DATA, classroom, facility, learner};
 
-/// The scope definitions both sides must hold (Kolibri's `full-facility` and `single-user`).
+/// The scope definitions both sides must hold: `full-facility` and `single-user`, shaped like Kolibri's but with a
+/// `facility_id` param (Kolibri 0.19.5's is `dataset_id`, see `SyncScopes::kolibri`).
 const SCOPE_DEFINITIONS: &str = include_str!("../../fixtures/scopedefinitions.json");
 
 /// The sync command of the school: `serve`, `sync`, `certs list`, `cleanup-syncs`, and the school's own `learners`.

@@ -70,7 +70,7 @@ impl StageContext {
     }
 }
 
-/// Code an application runs around the stages of every transfer ([`crate::engine::EngineBuilder::stage_hook`]).
+/// Code an application runs around the stages of every transfer (registered with `EngineBuilder::stage_hook`).
 /// Hooks run in the order they were registered; an error fails the stage, as any other failure of it would.
 #[async_trait::async_trait]
 pub trait StageHook: Send + Sync {

@@ -40,6 +40,11 @@
 //! user, with `--user`) and otherwise requests one from the server with `--username` and `--password`; it pulls
 //! the certificate's read scope and pushes its write scope.
 //!
+//! **Growing it.** [`SyncCommand::routes`] serves the application's own routes beside Morango's API;
+//! [`SyncCommand::subcommand`] adds its own subcommands (shown in `--help`, run on the same `--db`);
+//! [`SyncCommand::facility_naming`] lets `--facility` take the application's facility ids and shapes certificate
+//! requests; [`SyncServer`] is the server `serve` runs, for an application that starts one itself.
+//!
 //! **Stopping.** `serve --bind 127.0.0.1:0` listens on a free port; the address is printed as
 //! `Listening on http://ADDR/`. It stops gracefully on Ctrl-C, or when the [`SyncCommand::shutdown_signal`]
 //! future completes.

@@ -18,7 +18,9 @@ use crate::client::SyncScopes;
 use crate::engine::Engine;
 use crate::error::DbContext;
 
-/// A Morango server with everything `serve` does. See the [module documentation](self).
+/// A Morango server with everything `serve` does: Morango's API, the application's routes, a new facility on a
+/// database that has none, the loops that close idle transfers and collect abandoned syncs, the event log and
+/// request tracing.
 ///
 /// ```no_run
 /// # extern crate morango_core as morango;
