@@ -1,6 +1,7 @@
 //! What `#[derive(Syncable)]` generates, observed through the `Syncable` trait, a `profile!` and a SQLite database.
 
 mod entities;
+mod kolibri;
 
 use entities::{FACILITY_DATA, collection, facility, learner, membership, note};
 use morango::{Conflict, FieldError, Record, Resolution, Syncable};
