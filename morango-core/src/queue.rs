@@ -67,9 +67,9 @@ const TRIPLES_PER_STATEMENT: usize = 2_000;
 /// records of models this side does not declare last), so that a receiver can apply each chunk as it arrives, and
 /// within a model in the order the store received them (serialized here or received from a peer; see
 /// [`crate::migration::RecordOrder`]), so that a relay sends records in the order their sender did and applications
-/// that check a record against earlier ones of its model accept them. The order holds within each statement of [`TRIPLES_PER_STATEMENT`] triples (a receiver applies a
-/// record that arrives before its parent in its deserializing stage). The queue holds ids only: pages read the
-/// records from the store when they are sent.
+/// that check a record against earlier ones of its model accept them. The order holds within each statement of
+/// [`TRIPLES_PER_STATEMENT`] triples (a receiver applies a record that arrives before its parent in its
+/// deserializing stage). The queue holds ids only: pages read the records from the store when they are sent.
 pub(crate) async fn queue<C: ConnectionTrait>(
     db: &C,
     transfer: &str,
@@ -77,6 +77,8 @@ pub(crate) async fn queue<C: ConnectionTrait>(
     wanted: &[Wanted],
 ) -> Result<i64> {
     let models: Vec<&str> = profile.models().map(|m| m.model_name()).collect();
+    // The order the store received its records in: PostgreSQL numbers them (`seq`), SQLite's rowids do.
+    let received = if db.get_database_backend() == DbBackend::Postgres { "s.seq" } else { "s.rowid" };
     let mut queued: i64 = 0;
     for chunk in wanted.chunks(TRIPLES_PER_STATEMENT) {
         let mut values: Vec<Value> = vec![text(transfer), text(profile.name()), queued.into()];
@@ -90,7 +92,6 @@ pub(crate) async fn queue<C: ConnectionTrait>(
         let ranks: String = (0..models.len()).map(|i| format!(" WHEN ${} THEN {i}", first + i)).collect();
         values.extend(models.iter().map(|m| text(*m)));
         let rank = format!("CASE s.model_name{ranks} ELSE {} END", models.len());
-        let received = if db.get_database_backend() == DbBackend::Postgres { "s.seq" } else { "s.rowid" };
         let triples = tuples.join(", ");
         // A triple from 0 asks for everything an instance saved (the receiver holds nothing of it): one scan of the
         // store. Otherwise the store's version index finds the few recent records.
